@@ -1,0 +1,121 @@
+//! Wiring: builds the engine from the configuration (definitions, workers' files,
+//! database, secret) and runs the HTTP server and the workers — for `serve`, `worker`
+//! and the tests alike.
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    auth::Keys,
+    clock::SharedClock,
+    config::Config,
+    definition::Registry,
+    engine::service::Engine,
+    http::{AppState, router},
+    jobs::{WorkersConfig, runner},
+    store::Db,
+};
+
+/// A built application: everything but the running tasks.
+#[derive(Clone)]
+pub struct App {
+    pub config: Config,
+    pub engine: Engine,
+    pub keys: Arc<Keys>,
+}
+
+impl App {
+    /// Loads and checks definitions and workers' files first, so a broken file stops
+    /// startup before anything touches the database.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let registry = Registry::load_dir(&config.workflows_dir)
+            .map_err(|e| anyhow::anyhow!("invalid workflow definitions:\n{e}"))?;
+        let workers = WorkersConfig::load_dir(&config.workers_dir)
+            .map_err(|e| anyhow::anyhow!("invalid worker configuration:\n{e}"))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                config.data_dir.display()
+            )
+        })?;
+        let db = Db::connect(&config.database_url())
+            .await
+            .context("cannot open the database")?;
+        db.migrate().await.context("cannot migrate the database")?;
+        let keys = Arc::new(Keys::new(
+            &config
+                .jwt_secret()
+                .context("cannot read or create the JWT secret")?,
+        ));
+        let engine = Engine {
+            db,
+            registry: Arc::new(registry),
+            clock,
+            workers: Arc::new(workers),
+        };
+        engine
+            .publish_definitions()
+            .await
+            .context("cannot store the workflow definitions")?;
+        Ok(App {
+            config,
+            engine,
+            keys,
+        })
+    }
+
+    pub fn state(&self) -> AppState {
+        AppState {
+            engine: self.engine.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then drains connections.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %listener.local_addr()?, backend = self.engine.db.backend(), "serving HTTP");
+        axum::serve(listener, router(self.state()))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the workers in the background; they stop when `stop` turns true.
+    pub fn spawn_workers(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<anyhow::Result<()>> {
+        let engine = self.engine.clone();
+        let poll = self.config.worker_poll();
+        tokio::spawn(async move {
+            runner::run(engine, poll, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,253 @@
+//! The command line: `serve` (the default), `worker`, `workflows check|graph` and
+//! `dev-token`.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::{
+    app::{App, shutdown_signal},
+    auth::Keys,
+    clock::SystemClock,
+    config::{Config, ENV_VARS, LogFormat},
+    definition::{Definition, Registry, Role, graph},
+    engine::Actor,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "gradsign",
+    version,
+    about = "Graduate employment signing: workflow engine, HTTP API and job workers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP and (unless --no-workers) run the job workers [default].
+    #[command(after_help = env_help())]
+    Serve {
+        /// Do not run the workers in this process.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the job workers alone (scale-out on PostgreSQL).
+    #[command(after_help = env_help())]
+    Worker,
+    /// Check or draw workflow definitions.
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
+    /// Print a bearer token for local use, signed with the configured secret.
+    DevToken {
+        /// student, employer, school_reviewer, school_admin or platform_admin
+        #[arg(long)]
+        role: String,
+        /// The party id (student or employer).
+        #[arg(long)]
+        party: Option<String>,
+        /// The school id (school staff; optional for students).
+        #[arg(long)]
+        school: Option<String>,
+        /// Days the token stays valid.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Check definition files (default: every file in the workflows folder); exits 1 on any problem.
+    Check { files: Vec<PathBuf> },
+    /// Print a workflow as a Mermaid state diagram.
+    Graph { name: String },
+}
+
+fn env_help() -> String {
+    let mut text = String::from(
+        "Configuration: defaults, then the config file, then these environment variables:\n",
+    );
+    for (name, what) in ENV_VARS {
+        text.push_str(&format!("  {name:<26} {what}\n"));
+    }
+    text
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gradsign: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+        Command::Workflows {
+            command: WorkflowsCommand::Check { files },
+        } => check(&config, files),
+        Command::Workflows {
+            command: WorkflowsCommand::Graph { name },
+        } => draw(&config, &name),
+        Command::DevToken {
+            role,
+            party,
+            school,
+            days,
+        } => dev_token(&config, &role, party, school, days),
+        Command::Serve { no_workers } => run(config, true, !no_workers),
+        Command::Worker => run(config, false, true),
+    }
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRADSIGN_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn,apalis=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+fn run(config: Config, http: bool, workers: bool) -> ExitCode {
+    init_logs(&config);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        let workers = workers && config.workers;
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker_task = workers.then(|| app.spawn_workers(stop_rx));
+        if http {
+            let listener = tokio::net::TcpListener::bind(&app.config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
+            println!(
+                "gradsign is serving http://{} (data in {}, {} database)",
+                listener.local_addr()?,
+                app.config.data_dir.display(),
+                app.engine.db.backend()
+            );
+            app.serve(listener, shutdown_signal()).await?;
+        } else {
+            tracing::info!("running workers only");
+            shutdown_signal().await;
+        }
+        let _ = stop_tx.send(true);
+        if let Some(task) = worker_task {
+            task.await??;
+        }
+        app.engine.db.close().await;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gradsign: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(config: &Config, files: Vec<PathBuf>) -> ExitCode {
+    let files = if files.is_empty() {
+        match Registry::toml_files_in(&config.workflows_dir) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!(
+                    "{}: cannot list the folder: {e}",
+                    config.workflows_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        files
+    };
+    let mut failed = false;
+    for file in &files {
+        match Definition::load(file) {
+            Ok(def) => println!(
+                "{}: ok ({} states, {} transitions, version {})",
+                file.display(),
+                def.states.len(),
+                def.transitions.len() + 1,
+                &def.hash[..12]
+            ),
+            Err(e) => {
+                failed = true;
+                for p in e.problems {
+                    eprintln!("{p}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn draw(config: &Config, name: &str) -> ExitCode {
+    let path = config.workflows_dir.join(format!("{name}.toml"));
+    match Definition::load(&path) {
+        Ok(def) => {
+            print!("{}", graph::mermaid(&def));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dev_token(
+    config: &Config,
+    role: &str,
+    party: Option<String>,
+    school: Option<String>,
+    days: i64,
+) -> ExitCode {
+    let Some(role) = Role::parse(role).filter(|r| *r != Role::System) else {
+        eprintln!(
+            "unknown role {role}; use student, employer, school_reviewer, school_admin or platform_admin"
+        );
+        return ExitCode::from(2);
+    };
+    let claims = crate::auth::Claims {
+        role,
+        party,
+        school,
+        iat: 0,
+        exp: 0,
+    };
+    let actor: Actor = match crate::auth::actor_from(claims) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let secret = match config.jwt_secret() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "cannot read or create the JWT secret in {}: {e}",
+                config.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        Keys::new(&secret).mint(&actor, chrono::Duration::days(days))
+    );
+    ExitCode::SUCCESS
+}

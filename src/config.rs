@@ -1,0 +1,331 @@
+//! The one configuration, loaded once: built-in defaults, then an optional TOML file,
+//! then `GRADSIGN_*` environment variables (and `DATABASE_URL`). Nothing else in the
+//! crate reads the environment. Secrets are never printed: `Debug` hides them.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// Environment variables read by [`Config::load`], with what each sets. `gradsign serve
+/// --help` prints this list.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "GRADSIGN_CONFIG",
+        "path of an optional TOML config file (default: ./gradsign.toml if present)",
+    ),
+    (
+        "GRADSIGN_DATA_DIR",
+        "data folder: SQLite file, documents, outbox, generated secret (default ./data)",
+    ),
+    (
+        "GRADSIGN_LISTEN",
+        "HTTP listen address (default 127.0.0.1:8080)",
+    ),
+    (
+        "DATABASE_URL",
+        "sqlite://… or postgres://… (default: sqlite file in the data folder)",
+    ),
+    (
+        "GRADSIGN_JWT_SECRET",
+        "HS256 secret for bearer tokens (default: generated into the data folder)",
+    ),
+    ("GRADSIGN_LOG_FORMAT", "pretty (default) or json"),
+    (
+        "GRADSIGN_WORKERS",
+        "run the job workers inside `serve`: true (default) or false",
+    ),
+    (
+        "GRADSIGN_WORKFLOWS_DIR",
+        "workflow definitions (default ./workflows)",
+    ),
+    (
+        "GRADSIGN_WORKERS_DIR",
+        "worker and cron configuration (default ./workers)",
+    ),
+    (
+        "GRADSIGN_TEMPLATES_DIR",
+        "e-mail and agreement templates (default ./templates)",
+    ),
+    (
+        "GRADSIGN_BASE_URL",
+        "public URL of the platform, for links in mail (default http://LISTEN)",
+    ),
+    (
+        "GRADSIGN_WORKER_POLL_MS",
+        "how often an idle worker looks for due jobs, in ms (default 1000)",
+    ),
+];
+
+/// Everything the process can be told. Field docs say the default.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `./data`; created on first start.
+    pub data_dir: PathBuf,
+    /// `127.0.0.1:8080`.
+    pub listen: String,
+    /// `sqlite://{data_dir}/gradsign.db` when unset.
+    pub database_url: Option<String>,
+    /// Generated into `{data_dir}/jwt-secret` on first start when unset.
+    pub jwt_secret: Option<String>,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Whether `serve` also runs the workers (true).
+    pub workers: bool,
+    pub workflows_dir: PathBuf,
+    pub workers_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    /// Base URL of the platform's pages, for links in mail; `http://{listen}` when unset.
+    pub base_url: Option<String>,
+    /// How often an idle worker polls its queue, in milliseconds (1000).
+    pub worker_poll_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            jwt_secret: None,
+            log_format: LogFormat::Pretty,
+            workers: true,
+            workflows_dir: PathBuf::from("workflows"),
+            workers_dir: PathBuf::from("workers"),
+            templates_dir: PathBuf::from("templates"),
+            base_url: None,
+            worker_poll_ms: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<hidden>"))
+            .field("log_format", &self.log_format)
+            .field("workers", &self.workers)
+            .field("workflows_dir", &self.workflows_dir)
+            .field("workers_dir", &self.workers_dir)
+            .field("templates_dir", &self.templates_dir)
+            .field("base_url", &self.base_url)
+            .field("worker_poll_ms", &self.worker_poll_ms)
+            .finish()
+    }
+}
+
+/// Hides a password in a database URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`).
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults → file (`GRADSIGN_CONFIG`, or `./gradsign.toml` when it exists) → environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let explicit = env("GRADSIGN_CONFIG").map(PathBuf::from);
+        let file = explicit.clone().or_else(|| {
+            let default = PathBuf::from("gradsign.toml");
+            default.exists().then_some(default)
+        });
+        let mut config = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `GRADSIGN_*` variables read through `get` (a function, so tests need not
+    /// touch the process environment).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("GRADSIGN_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("GRADSIGN_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_JWT_SECRET") {
+            self.jwt_secret = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => return Err(env_error("GRADSIGN_LOG_FORMAT", "expected pretty or json")),
+            };
+        }
+        if let Some(v) = get("GRADSIGN_WORKERS") {
+            self.workers = parse_bool(&v)
+                .ok_or_else(|| env_error("GRADSIGN_WORKERS", "expected true or false"))?;
+        }
+        if let Some(v) = get("GRADSIGN_WORKFLOWS_DIR") {
+            self.workflows_dir = v.into();
+        }
+        if let Some(v) = get("GRADSIGN_WORKERS_DIR") {
+            self.workers_dir = v.into();
+        }
+        if let Some(v) = get("GRADSIGN_TEMPLATES_DIR") {
+            self.templates_dir = v.into();
+        }
+        if let Some(v) = get("GRADSIGN_BASE_URL") {
+            self.base_url = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_WORKER_POLL_MS") {
+            self.worker_poll_ms = v.parse().map_err(|_| {
+                env_error(
+                    "GRADSIGN_WORKER_POLL_MS",
+                    "expected a whole number of milliseconds",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("gradsign.db").display()
+            ),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn worker_poll(&self) -> Duration {
+        Duration::from_millis(self.worker_poll_ms.max(10))
+    }
+
+    /// The HS256 secret: configured, or read from (and on first start generated into)
+    /// `{data_dir}/jwt-secret`.
+    pub fn jwt_secret(&self) -> std::io::Result<String> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.clone());
+        }
+        let path = self.data_dir.join("jwt-secret");
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if !secret.trim().is_empty() => Ok(secret.trim().to_string()),
+            _ => {
+                std::fs::create_dir_all(&self.data_dir)?;
+                let secret = hex::encode(rand::random::<[u8; 32]>());
+                std::fs::write(&path, &secret)?;
+                Ok(secret)
+            }
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn env_error(name: &'static str, message: &str) -> ConfigError {
+    ConfigError::Env {
+        name,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_defaults() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "GRADSIGN_LISTEN" => Some("0.0.0.0:9000".into()),
+                "DATABASE_URL" => Some("postgres://u:pw@localhost/db".into()),
+                "GRADSIGN_WORKERS" => Some("false".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert!(!config.workers);
+        assert!(
+            !format!("{config:?}").contains("pw"),
+            "the password must not be printed"
+        );
+    }
+
+    #[test]
+    fn a_bad_boolean_is_refused_with_the_variable_named() {
+        let err = Config::default()
+            .apply_env(|name| (name == "GRADSIGN_WORKERS").then(|| "maybe".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("GRADSIGN_WORKERS"));
+    }
+}

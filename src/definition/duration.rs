@@ -1,0 +1,64 @@
+//! Durations as administrators write them in definitions: `7d`, `36h`, `1d12h`, `90m`,
+//! `30s`. Units: d (days), h, m, s; at least one part, no sign, no spaces.
+
+use chrono::Duration;
+
+/// Parses `7d`, `1d12h`, `45m`; `None` for anything else (including zero-length input).
+pub fn parse(text: &str) -> Option<Duration> {
+    let mut total = Duration::zero();
+    let mut digits = String::new();
+    let mut parts = 0;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        total += match c {
+            'd' => Duration::days(n),
+            'h' => Duration::hours(n),
+            'm' => Duration::minutes(n),
+            's' => Duration::seconds(n),
+            _ => return None,
+        };
+        parts += 1;
+    }
+    (digits.is_empty() && parts > 0).then_some(total)
+}
+
+/// Writes a duration back in the same notation, largest units first (`1d12h`).
+pub fn format(d: Duration) -> String {
+    let mut secs = d.num_seconds();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{}", secs / size, unit));
+            secs %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_notations_used_in_definitions() {
+        assert_eq!(parse("7d"), Some(Duration::days(7)));
+        assert_eq!(parse("1d12h"), Some(Duration::hours(36)));
+        assert_eq!(parse("90m"), Some(Duration::minutes(90)));
+        assert_eq!(format(Duration::hours(36)), "1d12h");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_duration() {
+        for bad in ["", "7", "d", "7 days", "-1d", "1w", "1.5h"] {
+            assert_eq!(parse(bad), None, "{bad:?} should not parse");
+        }
+    }
+}

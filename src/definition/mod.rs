@@ -1,0 +1,281 @@
+//! Workflow definitions: the TOML files in `workflows/` that administrators edit.
+//!
+//! A file is parsed ([`raw`]), checked and compiled ([`check`]) into a [`Definition`]:
+//! named states, transitions, forms, claims, timers and effects, with every condition
+//! compiled as a CEL program. A definition is identified by the SHA-256 of its source;
+//! cases pin that hash, so publishing an edit never changes a running case.
+//!
+//! This module knows nothing of the database or HTTP.
+
+mod check;
+pub mod duration;
+pub mod graph;
+mod raw;
+mod registry;
+
+use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
+
+use chrono::Duration;
+use serde::Serialize;
+
+pub use check::{EXPRESSION_VARIABLES, FIELD_KINDS};
+pub use registry::Registry;
+
+/// One problem found in a definition file, pointing at a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// All the problems of one file (the checker reports every one it finds, not the first).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct DefinitionError {
+    pub problems: Vec<Problem>,
+}
+
+/// Who fires a transition. `System` is the engine itself, on a timer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Student,
+    Employer,
+    SchoolReviewer,
+    SchoolAdmin,
+    PlatformAdmin,
+    System,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Student,
+        Role::Employer,
+        Role::SchoolReviewer,
+        Role::SchoolAdmin,
+        Role::PlatformAdmin,
+        Role::System,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Employer => "employer",
+            Role::SchoolReviewer => "school_reviewer",
+            Role::SchoolAdmin => "school_admin",
+            Role::PlatformAdmin => "platform_admin",
+            Role::System => "system",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message shown to people, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub zh: String,
+    pub en: String,
+}
+
+/// A compiled CEL condition, with its source kept for messages.
+#[derive(Clone)]
+pub struct Expr {
+    pub source: String,
+    pub program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
+}
+
+/// A compiled workflow definition.
+#[derive(Debug)]
+pub struct Definition {
+    pub name: String,
+    pub title: String,
+    pub title_en: Option<String>,
+    /// SHA-256 of the source, hex: the version a case pins.
+    pub hash: String,
+    pub source: String,
+    pub destination: Option<String>,
+    pub params: BTreeMap<String, toml::Value>,
+    pub forms: BTreeMap<String, Form>,
+    pub claims: BTreeMap<String, Claim>,
+    pub start: Transition,
+    pub states: BTreeMap<String, State>,
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub name: String,
+    pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Field {
+    /// Where the value is kept in the case data; dots nest.
+    pub name: String,
+    pub kind: String,
+    pub required: bool,
+    pub label: Option<String>,
+    pub min: Option<usize>,
+    pub max: Option<usize>,
+    #[serde(skip)]
+    pub default_after: Option<Duration>,
+    #[serde(skip)]
+    pub max_after: Option<Duration>,
+}
+
+/// A key that at most one case may hold at a time, e.g. `destination:{student}`.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub name: String,
+    /// The pattern; `{student}`, `{employer}`, `{school}` and `{case}` are filled in.
+    pub key: String,
+    pub conflict: Message,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub name: String,
+    pub title: String,
+    pub terminal: bool,
+    /// Names of [`Claim`]s held while the case is in this state.
+    pub claims: Vec<String>,
+    pub timers: Vec<Timer>,
+    pub on_enter: Vec<Effect>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub due: TimerDue,
+    /// The `system` transition it fires.
+    pub fire: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum TimerDue {
+    /// A duration after entering the state.
+    After(Duration),
+    /// The date-time kept in this data field.
+    At(String),
+}
+
+/// Work caused by entering a state, named in the definition and implemented in Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Write the student's graduation destination record (R2), in the same transaction.
+    RecordDestination,
+    /// Withdraw the destination record this case wrote (R18).
+    WithdrawDestination,
+}
+
+impl Effect {
+    pub const ALL: [Effect; 2] = [Effect::RecordDestination, Effect::WithdrawDestination];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::RecordDestination => "record_destination",
+            Effect::WithdrawDestination => "withdraw_destination",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub name: String,
+    pub title: String,
+    pub from: Vec<String>,
+    /// `None`: the case stays in its state (an amendment, say).
+    pub to: Option<String>,
+    pub by: Vec<Role>,
+    pub input: Vec<InputRef>,
+    pub guards: Vec<Guard>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputRef {
+    pub form: String,
+    pub when: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub when: Expr,
+    pub message: Message,
+}
+
+impl Definition {
+    /// Parses and checks one file. `file` names it in problems.
+    pub fn parse(file: &str, source: &str) -> Result<Definition, DefinitionError> {
+        check::compile(file, source)
+    }
+
+    pub fn load(path: &Path) -> Result<Definition, DefinitionError> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| DefinitionError {
+            problems: vec![Problem {
+                file: file.clone(),
+                line: 0,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Self::parse(&file, &source)
+    }
+
+    pub fn transition(&self, name: &str) -> Option<&Transition> {
+        if self.start.name == name {
+            return Some(&self.start);
+        }
+        self.transitions.iter().find(|t| t.name == name)
+    }
+
+    pub fn state(&self, name: &str) -> Option<&State> {
+        self.states.get(name)
+    }
+
+    /// The transitions that may leave `state`, in file order.
+    pub fn transitions_from<'a>(
+        &'a self,
+        state: &'a str,
+    ) -> impl Iterator<Item = &'a Transition> + 'a {
+        self.transitions
+            .iter()
+            .filter(move |t| t.from.iter().any(|s| s == state))
+    }
+
+    /// A param as a duration (checked at load for the params used as durations).
+    pub fn duration_param(&self, name: &str) -> Option<Duration> {
+        self.params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(duration::parse)
+    }
+
+    /// The params as JSON, for expressions (`params.invitation_valid_for`).
+    pub fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+}

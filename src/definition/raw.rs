@@ -1,0 +1,145 @@
+//! The workflow file exactly as written: serde structs that mirror the TOML, with the
+//! source span of every item an error may point at. Nothing here is checked; see
+//! [`super::check`] for that.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefinition {
+    pub name: Spanned<String>,
+    pub title: String,
+    pub title_en: Option<String>,
+    /// Destination category code written by `record_destination`.
+    pub destination: Option<Spanned<String>>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub forms: BTreeMap<String, Spanned<RawForm>>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, Spanned<RawClaim>>,
+    pub start: Spanned<RawTransition>,
+    #[serde(default)]
+    pub states: BTreeMap<String, Spanned<RawState>>,
+    #[serde(default)]
+    pub transitions: Vec<Spanned<RawTransition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForm {
+    pub fields: Vec<Spanned<RawField>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub required: bool,
+    pub label: Option<String>,
+    pub min: Option<usize>,
+    pub max: Option<usize>,
+    /// `deadline` fields: the param giving the default distance from now.
+    pub default_after: Option<String>,
+    /// `deadline` fields: the param giving the longest distance from now.
+    pub max_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaim {
+    pub key: String,
+    pub conflict: RawMessage,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessage {
+    pub zh: String,
+    pub en: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub title: Option<String>,
+    #[serde(default)]
+    pub terminal: bool,
+    #[serde(default)]
+    pub claims: Vec<String>,
+    #[serde(default)]
+    pub timers: Vec<Spanned<RawTimer>>,
+    #[serde(default)]
+    pub on_enter: Vec<Spanned<RawEffect>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimer {
+    /// A param holding a duration, counted from entering the state.
+    pub after: Option<String>,
+    /// A date-time field of the case data (e.g. the invitation's `deadline`).
+    pub at: Option<String>,
+    /// The `system` transition fired when the timer is due.
+    pub fire: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffect {
+    pub effect: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransition {
+    pub name: Spanned<String>,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub from: Vec<Spanned<String>>,
+    /// The target state; absent means the case stays where it is.
+    pub to: Option<Spanned<String>>,
+    pub by: Spanned<OneOrMany>,
+    #[serde(default)]
+    pub input: Vec<Spanned<RawInput>>,
+    #[serde(default)]
+    pub guards: Vec<Spanned<RawGuard>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one.clone()],
+            OneOrMany::Many(many) => many.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub form: String,
+    /// CEL: the form is asked for only when this holds.
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// CEL: the transition is enabled only when this holds.
+    pub when: String,
+    /// Why it is disabled, shown to the actor.
+    pub message: RawMessage,
+}

@@ -1,0 +1,237 @@
+//! Validates what an actor submits with a transition against the forms the definition
+//! asks for, and merges it into the case data. Every problem is collected, each naming
+//! its field (`input.terms.archive_unit`), in Chinese and English.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use crate::{
+    definition::{Field, Form},
+    domain::{self, FieldError},
+};
+
+/// Flattens nested objects into dotted names: `{"terms": {"a": 1}}` → `terms.a`.
+pub fn flatten(input: &Map<String, Value>) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (key, value) in input {
+        match value {
+            Value::Object(inner) if !inner.is_empty() => {
+                for (k, v) in flatten(inner) {
+                    out.push((format!("{key}.{k}"), v));
+                }
+            }
+            other => out.push((key.clone(), other.clone())),
+        }
+    }
+    out
+}
+
+/// Sets `data[a][b] = value` for the dotted name `a.b`, creating objects on the way.
+pub fn set_path(data: &mut Value, name: &str, value: Value) {
+    let mut node = data;
+    let mut parts = name.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let map = node.as_object_mut().expect("just made an object");
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        node = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+}
+
+/// Reads `data[a][b]` for the dotted name `a.b`.
+pub fn get_path<'a>(data: &'a Value, name: &str) -> Option<&'a Value> {
+    name.split('.').try_fold(data, |node, part| node.get(part))
+}
+
+/// Checks `input` against the fields of `forms`; returns the normalised values by name.
+pub fn validate(
+    forms: &[&Form],
+    input: &Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
+    let Some(object) = input.as_object() else {
+        return Err(vec![
+            FieldError::new("type", "输入应为 JSON 对象", "input must be a JSON object")
+                .with_field("input"),
+        ]);
+    };
+    let fields: Vec<&Field> = forms.iter().flat_map(|f| &f.fields).collect();
+    let mut errors = Vec::new();
+    let given = flatten(object);
+    for (name, _) in &given {
+        if !fields.iter().any(|f| &f.name == name) {
+            errors.push(
+                FieldError::new(
+                    "unknown_field",
+                    format!("此操作不接受字段 {name}"),
+                    format!("this action does not take the field {name}"),
+                )
+                .with_field(format!("input.{name}")),
+            );
+        }
+    }
+    let mut values = Vec::new();
+    for field in fields {
+        let value = given
+            .iter()
+            .find(|(n, _)| n == &field.name)
+            .map(|(_, v)| v)
+            .filter(|v| !is_blank(v));
+        match (value, field.kind.as_str()) {
+            (Some(v), _) => match check_field(field, v, now) {
+                Ok(v) => values.push((field.name.clone(), v)),
+                Err(mut e) => {
+                    e.field = format!("input.{}", field.name);
+                    errors.push(e);
+                }
+            },
+            (None, "deadline") => {
+                let default = now + field.default_after.unwrap_or_default();
+                values.push((field.name.clone(), Value::String(default.to_rfc3339())));
+            }
+            (None, _) if field.required => errors.push(
+                FieldError::new(
+                    "required",
+                    format!("请填写{}", label_zh(field)),
+                    format!("{} is required", label_en(field)),
+                )
+                .with_field(format!("input.{}", field.name)),
+            ),
+            (None, _) => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+fn is_blank(v: &Value) -> bool {
+    v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
+}
+
+fn label_zh(field: &Field) -> String {
+    field
+        .label
+        .as_deref()
+        .and_then(|l| l.split(" / ").next())
+        .unwrap_or(&field.name)
+        .to_string()
+}
+
+fn label_en(field: &Field) -> String {
+    field
+        .label
+        .as_deref()
+        .and_then(|l| l.split(" / ").nth(1))
+        .unwrap_or(&field.name)
+        .to_string()
+}
+
+fn check_field(field: &Field, value: &Value, now: DateTime<Utc>) -> Result<Value, FieldError> {
+    match field.kind.as_str() {
+        "text" => text(field, value),
+        "date" => date(value),
+        "deadline" => deadline(field, value, now),
+        "bool" => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| type_error("是或否（true/false）", "true or false")),
+        "integer" => value
+            .as_i64()
+            .map(Value::from)
+            .ok_or_else(|| type_error("整数", "a whole number")),
+        kind => domain::validate(kind, value),
+    }
+}
+
+fn type_error(zh: &str, en: &str) -> FieldError {
+    FieldError::new("type", format!("应为{zh}"), format!("expected {en}"))
+}
+
+fn text(field: &Field, value: &Value) -> Result<Value, FieldError> {
+    let s = value
+        .as_str()
+        .ok_or_else(|| type_error("文本", "text"))?
+        .trim();
+    let chars = s.chars().count();
+    if let Some(max) = field.max
+        && chars > max
+    {
+        return Err(FieldError::new(
+            "too_long",
+            format!("{}最多 {max} 个字，现为 {chars} 个", label_zh(field)),
+            format!(
+                "{} takes at most {max} characters, got {chars}",
+                label_en(field)
+            ),
+        ));
+    }
+    if let Some(min) = field.min
+        && chars < min
+    {
+        return Err(FieldError::new(
+            "too_short",
+            format!("{}至少 {min} 个字", label_zh(field)),
+            format!("{} needs at least {min} characters", label_en(field)),
+        ));
+    }
+    Ok(Value::String(s.to_string()))
+}
+
+fn date(value: &Value) -> Result<Value, FieldError> {
+    let s = value
+        .as_str()
+        .ok_or_else(|| type_error("日期（YYYY-MM-DD）", "a date (YYYY-MM-DD)"))?;
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map(|d| Value::String(d.to_string()))
+        .map_err(|_| {
+            FieldError::new(
+                "date",
+                format!("“{s}”不是有效日期（YYYY-MM-DD）"),
+                format!("{s:?} is not a valid date (YYYY-MM-DD)"),
+            )
+        })
+}
+
+/// A moment after now and no later than `max_after` from now.
+fn deadline(field: &Field, value: &Value, now: DateTime<Utc>) -> Result<Value, FieldError> {
+    let s = value
+        .as_str()
+        .ok_or_else(|| type_error("时间（RFC 3339）", "a date-time (RFC 3339)"))?;
+    let at = DateTime::parse_from_rfc3339(s.trim())
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            FieldError::new(
+                "datetime",
+                format!("“{s}”不是有效时间，例如 2026-12-01T17:00:00+08:00"),
+                format!("{s:?} is not a date-time such as 2026-12-01T17:00:00+08:00"),
+            )
+        })?;
+    if at <= now {
+        return Err(FieldError::new(
+            "in_the_past",
+            "截止时间须晚于当前时间",
+            "the deadline must be in the future",
+        ));
+    }
+    if let Some(max) = field.max_after
+        && at > now + max
+    {
+        let days = max.num_days();
+        return Err(FieldError::new(
+            "too_far",
+            format!("截止时间不得晚于 {days} 天之后"),
+            format!("the deadline must be within {days} days"),
+        ));
+    }
+    Ok(Value::String(at.to_rfc3339()))
+}

@@ -1,0 +1,378 @@
+//! The engine: what a transition does, and doing it.
+//!
+//! [`decide`] is the pure core. Given a definition, a case, an actor, a transition and
+//! its input, it either refuses (with the reason) or returns an [`Outcome`]: the next
+//! state and data, the claims to take and release, the timers to set and the effects
+//! to carry out — as data, with no I/O. [`actions`] uses the same checks to tell an
+//! actor which transitions they may fire and why the others are disabled.
+//!
+//! [`service::Engine`] runs an outcome in one database transaction through [`crate::store`].
+
+mod expr;
+pub mod input;
+pub mod service;
+pub mod view;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    definition::{Definition, Effect, Field, Form, Message, Role, TimerDue, Transition},
+    domain::FieldError,
+};
+pub use expr::Scope;
+
+/// Who is acting: a role and, for people, their party (and school for school staff).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub role: Role,
+    pub party: Option<String>,
+    pub school: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            role: Role::System,
+            party: None,
+            school: None,
+        }
+    }
+
+    /// A stable label for history and idempotency keys: `student:S001`.
+    pub fn label(&self) -> String {
+        match (&self.party, &self.school) {
+            (Some(p), _) => format!("{}:{p}", self.role),
+            (None, Some(s)) => format!("{}@{s}", self.role),
+            (None, None) => self.role.to_string(),
+        }
+    }
+}
+
+/// The facts of a case the core decides on.
+#[derive(Debug, Clone)]
+pub struct CaseRef {
+    pub id: String,
+    pub state: String,
+    pub data: Value,
+    pub student_id: String,
+    pub employer_id: Option<String>,
+    pub school_id: String,
+}
+
+/// The parties' reference records, as JSON (`Value::Null` when a case has none).
+#[derive(Debug, Clone, Default)]
+pub struct Parties {
+    pub student: Value,
+    pub employer: Value,
+    pub school: Value,
+}
+
+/// Why a transition cannot be fired. The HTTP layer maps each to a status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown transition {0}")]
+    UnknownTransition(String),
+    #[error("this case is not yours")]
+    NotYourCase,
+    #[error("{transition} is for {allowed:?}, not {role}")]
+    WrongRole {
+        transition: String,
+        role: Role,
+        allowed: Vec<Role>,
+    },
+    #[error("{transition} is not allowed in state {state}")]
+    NotInState { transition: String, state: String },
+    #[error("{}", .0.en)]
+    Guard(Message),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("definition error: {0}")]
+    Definition(String),
+}
+
+/// What firing a transition does, for the store to commit.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub transition: String,
+    pub from: Option<String>,
+    pub to: String,
+    /// True when the case enters a (possibly the same) state anew: claims, timers and
+    /// effects of the old state end and those of the new state begin.
+    pub enters: bool,
+    pub data: Value,
+    /// The normalised input, for the history.
+    pub input: Value,
+    /// Claims to release and to take: (key, claim name).
+    pub release: Vec<String>,
+    pub take: Vec<(String, String)>,
+    pub timers: Vec<NewTimer>,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTimer {
+    pub fire: String,
+    pub due: DateTime<Utc>,
+}
+
+/// A transition the actor may see on a case, enabled or not (with the reason).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Action {
+    pub name: String,
+    pub title: String,
+    pub enabled: bool,
+    /// Why it is disabled, in both languages.
+    #[schema(value_type = Option<Object>)]
+    pub reason: Option<Message>,
+    /// The fields it asks for now (forms whose condition holds).
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<Field>,
+}
+
+/// Whether `actor` is a party to the case: a student their own, an employer its
+/// invitations, school staff their students', platform admins all.
+pub fn is_party(case: &CaseRef, actor: &Actor) -> bool {
+    match actor.role {
+        Role::Student => actor.party.as_deref() == Some(case.student_id.as_str()),
+        Role::Employer => actor.party.is_some() && actor.party == case.employer_id,
+        Role::SchoolReviewer | Role::SchoolAdmin => {
+            actor.school.as_deref() == Some(case.school_id.as_str())
+        }
+        Role::PlatformAdmin | Role::System => true,
+    }
+}
+
+/// Fills a claim key's placeholders from the case.
+pub fn claim_key(pattern: &str, case: &CaseRef) -> String {
+    pattern
+        .replace("{student}", &case.student_id)
+        .replace("{employer}", case.employer_id.as_deref().unwrap_or("-"))
+        .replace("{school}", &case.school_id)
+        .replace("{case}", &case.id)
+}
+
+/// The claim keys a state holds for a case, with the claim names.
+pub fn state_claims(def: &Definition, state: &str, case: &CaseRef) -> Vec<(String, String)> {
+    def.state(state)
+        .map(|s| {
+            s.claims
+                .iter()
+                .filter_map(|name| def.claims.get(name))
+                .map(|claim| (claim_key(&claim.key, case), claim.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything [`decide`] needs.
+pub struct Request<'a> {
+    pub def: &'a Definition,
+    /// The case; for the start transition, a case not yet stored (state empty).
+    pub case: &'a CaseRef,
+    pub is_start: bool,
+    pub actor: &'a Actor,
+    pub transition: &'a str,
+    pub input: &'a Value,
+    pub parties: &'a Parties,
+    pub now: DateTime<Utc>,
+}
+
+/// The pure core: checks and computes one transition. See the module doc.
+pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
+    let def = req.def;
+    let t = permitted(req)?;
+    let scope = Scope::new(
+        def,
+        (!req.is_start).then_some(req.case),
+        req.parties,
+        req.actor,
+        req.input,
+    );
+    check_guards(t, &scope)?;
+    let forms = applicable_forms(def, t, &scope)?;
+    let values = input::validate(&forms, req.input, req.now).map_err(Refusal::Invalid)?;
+
+    let mut data = req.case.data.clone();
+    let mut recorded = Value::Object(Default::default());
+    for (name, value) in values {
+        input::set_path(&mut data, &name, value.clone());
+        input::set_path(&mut recorded, &name, value);
+    }
+    let from = (!req.is_start).then(|| req.case.state.clone());
+    let to =
+        t.to.clone()
+            .or_else(|| from.clone())
+            .ok_or_else(|| Refusal::Definition(format!("{} has no target", t.name)))?;
+    let enters = t.to.is_some();
+    let (mut release, mut take) = (Vec::new(), Vec::new());
+    let (mut timers, mut effects) = (Vec::new(), Vec::new());
+    if enters {
+        let old = from
+            .as_deref()
+            .map(|s| state_claims(def, s, req.case))
+            .unwrap_or_default();
+        let new = state_claims(def, &to, req.case);
+        release = old
+            .iter()
+            .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        take = new
+            .into_iter()
+            .filter(|(k, _)| !old.iter().any(|(o, _)| o == k))
+            .collect();
+        let state = def
+            .state(&to)
+            .ok_or_else(|| Refusal::Definition(format!("unknown state {to}")))?;
+        for timer in &state.timers {
+            timers.push(NewTimer {
+                fire: timer.fire.clone(),
+                due: due_time(&timer.due, &data, req.now)?,
+            });
+        }
+        effects = state.on_enter.clone();
+    }
+    Ok(Outcome {
+        transition: t.name.clone(),
+        from,
+        to,
+        enters,
+        data,
+        input: recorded,
+        release,
+        take,
+        timers,
+        effects,
+    })
+}
+
+/// The checks that do not depend on input: the transition exists, the actor is a party
+/// with the right role, and the case is in a state the transition leaves.
+fn permitted<'d>(req: &Request<'d>) -> Result<&'d Transition, Refusal> {
+    let def = req.def;
+    let t = if req.is_start {
+        (def.start.name == req.transition).then_some(&def.start)
+    } else {
+        def.transitions.iter().find(|t| t.name == req.transition)
+    }
+    .ok_or_else(|| Refusal::UnknownTransition(req.transition.to_string()))?;
+    if !is_party(req.case, req.actor) {
+        return Err(Refusal::NotYourCase);
+    }
+    if !t.by.contains(&req.actor.role) && req.actor.role != Role::PlatformAdmin {
+        return Err(Refusal::WrongRole {
+            transition: t.name.clone(),
+            role: req.actor.role,
+            allowed: t.by.clone(),
+        });
+    }
+    if !req.is_start && !t.from.contains(&req.case.state) {
+        return Err(Refusal::NotInState {
+            transition: t.name.clone(),
+            state: req.case.state.clone(),
+        });
+    }
+    Ok(t)
+}
+
+fn check_guards(t: &Transition, scope: &Scope) -> Result<(), Refusal> {
+    for guard in &t.guards {
+        if !scope.holds(&guard.when).map_err(Refusal::Definition)? {
+            return Err(Refusal::Guard(guard.message.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The forms a transition asks for given the case (conditions evaluated).
+pub fn applicable_forms<'d>(
+    def: &'d Definition,
+    t: &Transition,
+    scope: &Scope,
+) -> Result<Vec<&'d Form>, Refusal> {
+    let mut forms = Vec::new();
+    for input in &t.input {
+        let wanted = match &input.when {
+            Some(when) => scope.holds(when).map_err(Refusal::Definition)?,
+            None => true,
+        };
+        if wanted && let Some(form) = def.forms.get(&input.form) {
+            forms.push(form);
+        }
+    }
+    Ok(forms)
+}
+
+fn due_time(due: &TimerDue, data: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
+    match due {
+        TimerDue::After(d) => Ok(now + *d),
+        TimerDue::At(field) => input::get_path(data, field)
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .ok_or_else(|| Refusal::Definition(format!("timer field {field} holds no date-time"))),
+    }
+}
+
+/// The transitions `actor` may see on `case`, each enabled or disabled with the reason.
+/// `held_elsewhere(key)` says whether another case holds a claim key.
+pub fn actions(
+    def: &Definition,
+    case: &CaseRef,
+    actor: &Actor,
+    parties: &Parties,
+    held_elsewhere: &dyn Fn(&str) -> bool,
+) -> Vec<Action> {
+    if !is_party(case, actor) {
+        return Vec::new();
+    }
+    let empty = Value::Object(Default::default());
+    let scope = Scope::new(def, Some(case), parties, actor, &empty);
+    def.transitions_from(&case.state)
+        .filter(|t| !t.by.contains(&Role::System))
+        .filter(|t| t.by.contains(&actor.role) || actor.role == Role::PlatformAdmin)
+        .map(|t| {
+            let reason = disabled_reason(def, t, case, &scope, held_elsewhere);
+            let fields = applicable_forms(def, t, &scope)
+                .map(|forms| forms.iter().flat_map(|f| f.fields.clone()).collect())
+                .unwrap_or_default();
+            Action {
+                name: t.name.clone(),
+                title: t.title.clone(),
+                enabled: reason.is_none(),
+                reason,
+                fields,
+            }
+        })
+        .collect()
+}
+
+fn disabled_reason(
+    def: &Definition,
+    t: &Transition,
+    case: &CaseRef,
+    scope: &Scope,
+    held_elsewhere: &dyn Fn(&str) -> bool,
+) -> Option<Message> {
+    for guard in &t.guards {
+        match scope.holds(&guard.when) {
+            Ok(true) => {}
+            Ok(false) => return Some(guard.message.clone()),
+            Err(e) => {
+                return Some(Message {
+                    zh: "流程定义有误，请联系管理员".into(),
+                    en: e,
+                });
+            }
+        }
+    }
+    let to = t.to.as_deref()?;
+    let current = state_claims(def, &case.state, case);
+    state_claims(def, to, case)
+        .into_iter()
+        .filter(|(key, _)| !current.iter().any(|(k, _)| k == key))
+        .find(|(key, _)| held_elsewhere(key))
+        .and_then(|(_, name)| def.claims.get(&name).map(|c| c.conflict.clone()))
+}

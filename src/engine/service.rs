@@ -1,0 +1,784 @@
+//! Runs transitions: reads the case under its lock, asks [`super::decide`], and writes
+//! the outcome — state, history, claims, timers, projections and jobs — in one
+//! transaction. Also starts cases, fires timers and builds what readers see.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    Actor, CaseRef, Outcome, Parties, Refusal, Request, actions, decide, is_party,
+    view::{CaseSummary, CaseView, HistoryView, PartiesView, PartyRef, TimerView},
+};
+use crate::{
+    clock::SharedClock,
+    definition::{Definition, Effect, Message, Registry, Role},
+    jobs::{Job, WorkersConfig},
+    store::{
+        CaseFilter, CaseRow, Db, DestinationRow, HistoryRow, PartyKind, PartyRow, StoreError,
+        TimerRow, Tx, from_millis, millis,
+    },
+};
+
+/// Why the engine did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("claim {key} is held by case {holder}")]
+    ClaimHeld {
+        key: String,
+        holder: String,
+        message: Message,
+    },
+    #[error("the case is at version {current}, not the one given")]
+    Stale { current: i64 },
+    #[error("the idempotency key was used for a different request")]
+    KeyReused,
+    #[error("unknown workflow {0}")]
+    UnknownWorkflow(String),
+    #[error("unknown {kind} {id}")]
+    UnknownParty {
+        kind: &'static str,
+        id: String,
+        field: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// An `Idempotency-Key` and the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The engine's answer to a write: the status and body to send, and whether they are
+/// a replay of an earlier answer to the same key.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+/// A request to start a case.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub workflow: String,
+    /// The student the case is about (the actor's own id when a student starts it).
+    pub student: Option<String>,
+    pub input: Value,
+}
+
+/// A destination record (R2).
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub category_code: String,
+    pub unit_name: Option<String>,
+    pub location: Option<String>,
+    pub case_id: String,
+    pub approved_at: DateTime<Utc>,
+}
+
+/// What firing a timer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerFired {
+    Fired,
+    NotDue,
+    /// Already fired or cancelled, or its case left the state: nothing to do.
+    Stale,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub db: Db,
+    pub registry: Arc<Registry>,
+    pub clock: SharedClock,
+    pub workers: Arc<WorkersConfig>,
+}
+
+impl Engine {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Stores every current definition version, so cases can pin them.
+    pub async fn publish_definitions(&self) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        for def in self.registry.all_current() {
+            tx.save_version(def, "workflows/", millis(self.now()))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The definition a case pinned: from memory, or compiled from its stored source.
+    async fn definition(&self, tx: &mut Tx, hash: &str) -> Result<Arc<Definition>> {
+        if let Some(def) = self.registry.by_hash(hash) {
+            return Ok(def);
+        }
+        let (name, source) = tx
+            .version_source(hash)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("workflow version {hash} is missing")))?;
+        let def = Definition::parse(&format!("{name}.toml"), &source)
+            .map_err(|e| StoreError::Corrupt(format!("stored workflow {name} {hash}: {e}")))?;
+        Ok(self.registry.remember(def))
+    }
+
+    /// Starts a case of `start.workflow` on behalf of `actor`.
+    pub async fn start(
+        &self,
+        actor: &Actor,
+        start: Start,
+        idem: Option<Idempotency>,
+    ) -> Result<Answer> {
+        let def = self
+            .registry
+            .current(&start.workflow)
+            .ok_or_else(|| EngineError::UnknownWorkflow(start.workflow.clone()))?;
+        if !def.start.by.contains(&actor.role) && actor.role != Role::PlatformAdmin {
+            return Err(Refusal::WrongRole {
+                transition: def.start.name.clone(),
+                role: actor.role,
+                allowed: def.start.by.clone(),
+            }
+            .into());
+        }
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        if let Some(answer) = self.replay(&mut tx, actor, idem.as_ref(), now).await? {
+            tx.rollback().await?;
+            return Ok(answer);
+        }
+        let student_id = match (actor.role, start.student) {
+            (Role::Student, _) => actor.party.clone().unwrap_or_default(),
+            (_, Some(s)) => s,
+            (_, None) => {
+                return Err(Refusal::Invalid(vec![
+                    crate::domain::FieldError::new("required", "请指定学生", "student is required")
+                        .with_field("student"),
+                ])
+                .into());
+            }
+        };
+        let student = tx
+            .party(PartyKind::Student, &student_id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownParty {
+                kind: "student",
+                id: student_id.clone(),
+                field: "student".into(),
+            })?;
+        let employer_id = (actor.role == Role::Employer)
+            .then(|| actor.party.clone())
+            .flatten();
+        if let Some(id) = &employer_id
+            && tx.party(PartyKind::Employer, id).await?.is_none()
+        {
+            return Err(EngineError::UnknownParty {
+                kind: "employer",
+                id: id.clone(),
+                field: "token.party".into(),
+            });
+        }
+        let case = CaseRef {
+            id: Uuid::now_v7().to_string(),
+            state: String::new(),
+            data: json!({}),
+            student_id,
+            employer_id,
+            school_id: student.school_id.clone().unwrap_or_default(),
+        };
+        let parties = self.parties(&mut tx, &case).await?;
+        let outcome = decide(&Request {
+            def: &def,
+            case: &case,
+            is_start: true,
+            actor,
+            transition: &def.start.name,
+            input: &start.input,
+            parties: &parties,
+            now,
+        })?;
+        let row = self
+            .apply(
+                &mut tx,
+                &def,
+                None,
+                &case,
+                &outcome,
+                actor,
+                idem.as_ref(),
+                now,
+            )
+            .await?;
+        self.finish(tx, &def, row, actor, idem.as_ref(), 201).await
+    }
+
+    /// Fires `transition` on a case on behalf of `actor`.
+    pub async fn fire(
+        &self,
+        actor: &Actor,
+        case_id: &str,
+        transition: &str,
+        input: &Value,
+        if_match: Option<i64>,
+        idem: Option<Idempotency>,
+    ) -> Result<Answer> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let row = tx
+            .lock_case(case_id)
+            .await?
+            .ok_or_else(|| not_found("case", case_id))?;
+        let case = case_ref(&row)?;
+        if !is_party(&case, actor) {
+            return Err(Refusal::NotYourCase.into());
+        }
+        if let Some(answer) = self.replay(&mut tx, actor, idem.as_ref(), now).await? {
+            tx.rollback().await?;
+            return Ok(answer);
+        }
+        if let Some(expected) = if_match
+            && expected != row.version
+        {
+            return Err(EngineError::Stale {
+                current: row.version,
+            });
+        }
+        let def = self.definition(&mut tx, &row.workflow_hash).await?;
+        let parties = self.parties(&mut tx, &case).await?;
+        let outcome = decide(&Request {
+            def: &def,
+            case: &case,
+            is_start: false,
+            actor,
+            transition,
+            input,
+            parties: &parties,
+            now,
+        })?;
+        let row = self
+            .apply(
+                &mut tx,
+                &def,
+                Some(&row),
+                &case,
+                &outcome,
+                actor,
+                idem.as_ref(),
+                now,
+            )
+            .await?;
+        self.finish(tx, &def, row, actor, idem.as_ref(), 200).await
+    }
+
+    /// The earlier answer to this idempotency key, if there is one.
+    async fn replay(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        idem: Option<&Idempotency>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Answer>> {
+        let Some(idem) = idem else { return Ok(None) };
+        let Some(stored) = tx
+            .reserve_key(&actor.label(), &idem.key, &idem.request_hash, millis(now))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if stored.request_hash != idem.request_hash {
+            return Err(EngineError::KeyReused);
+        }
+        let body = stored
+            .response
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(Value::Null);
+        Ok(Some(Answer {
+            status: stored.status.unwrap_or(200) as u16,
+            body,
+            replayed: true,
+        }))
+    }
+
+    /// Builds the answer, remembers it under the idempotency key, and commits.
+    async fn finish(
+        &self,
+        mut tx: Tx,
+        def: &Definition,
+        row: CaseRow,
+        actor: &Actor,
+        idem: Option<&Idempotency>,
+        status: u16,
+    ) -> Result<Answer> {
+        let view = self.view_in(&mut tx, def, &row, actor).await?;
+        let body = serde_json::to_value(&view).expect("a view always serialises");
+        if let Some(idem) = idem {
+            tx.complete_key(&actor.label(), &idem.key, status, &body.to_string())
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Answer {
+            status,
+            body,
+            replayed: false,
+        })
+    }
+
+    /// Writes an outcome. On a claim conflict nothing is written (the caller's
+    /// transaction is dropped, which rolls it back).
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        def: &Definition,
+        before: Option<&CaseRow>,
+        case: &CaseRef,
+        outcome: &Outcome,
+        actor: &Actor,
+        idem: Option<&Idempotency>,
+        now: DateTime<Utc>,
+    ) -> Result<CaseRow> {
+        let now_ms = millis(now);
+        let row = CaseRow {
+            id: case.id.clone(),
+            workflow: def.name.clone(),
+            workflow_hash: before
+                .map(|b| b.workflow_hash.clone())
+                .unwrap_or_else(|| def.hash.clone()),
+            state: outcome.to.clone(),
+            version: before.map(|b| b.version).unwrap_or(0) + 1,
+            data: outcome.data.to_string(),
+            student_id: case.student_id.clone(),
+            employer_id: case.employer_id.clone(),
+            school_id: case.school_id.clone(),
+            created_at: before.map(|b| b.created_at).unwrap_or(now_ms),
+            updated_at: now_ms,
+            state_entered_at: if outcome.enters {
+                now_ms
+            } else {
+                before.map(|b| b.state_entered_at).unwrap_or(now_ms)
+            },
+        };
+        match before {
+            Some(b) => tx.update_case(&row, b.version).await?,
+            None => tx.insert_case(&row).await?,
+        }
+        tx.insert_history(&HistoryRow {
+            case_id: row.id.clone(),
+            seq: row.version,
+            transition: outcome.transition.clone(),
+            from_state: outcome.from.clone(),
+            to_state: outcome.to.clone(),
+            actor: actor.label(),
+            input: outcome.input.to_string(),
+            at: now_ms,
+            idempotency_key: idem.map(|i| i.key.clone()),
+        })
+        .await?;
+        for key in &outcome.release {
+            tx.release_claim(key, &row.id).await?;
+        }
+        for (key, name) in &outcome.take {
+            if let Err(holder) = tx.take_claim(key, &row.id, now_ms).await? {
+                let message = def.claims[name].conflict.clone();
+                return Err(EngineError::ClaimHeld {
+                    key: key.clone(),
+                    holder,
+                    message,
+                });
+            }
+        }
+        if outcome.enters {
+            if before.is_some() {
+                tx.cancel_timers(&row.id, now_ms).await?;
+            }
+            for timer in &outcome.timers {
+                self.set_timer(tx, &row, &timer.fire, timer.due, now_ms)
+                    .await?;
+            }
+        }
+        for effect in &outcome.effects {
+            self.effect(tx, def, &row, &outcome.data, *effect, now_ms)
+                .await?;
+        }
+        tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.label(),
+            from = outcome.from.as_deref().unwrap_or("-"), to = %outcome.to, "transition fired");
+        Ok(row)
+    }
+
+    /// A timer row and, beside it, the apalis job that fires it on time.
+    async fn set_timer(
+        &self,
+        tx: &mut Tx,
+        row: &CaseRow,
+        fire: &str,
+        due: DateTime<Utc>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let timer = TimerRow {
+            id: Uuid::now_v7().to_string(),
+            case_id: row.id.clone(),
+            state: row.state.clone(),
+            fire: fire.to_string(),
+            due_at: millis(due),
+            status: "pending".into(),
+        };
+        tx.insert_timer(&timer, now_ms).await?;
+        self.push(tx, &Job::FireTimer { timer_id: timer.id }, due)
+            .await
+    }
+
+    /// Pushes a job onto the queue configured for its kind, in the caller's transaction.
+    pub async fn push(&self, tx: &mut Tx, job: &Job, run_at: DateTime<Utc>) -> Result<()> {
+        let queue = self
+            .workers
+            .queue_of(job.kind())
+            .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
+        let run_at = run_at.timestamp().max(0) as u64;
+        tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
+            .await?;
+        Ok(())
+    }
+
+    /// The effects implemented in Rust, named by definitions.
+    async fn effect(
+        &self,
+        tx: &mut Tx,
+        def: &Definition,
+        row: &CaseRow,
+        data: &Value,
+        effect: Effect,
+        now_ms: i64,
+    ) -> Result<()> {
+        match effect {
+            Effect::RecordDestination => {
+                let category = def.destination.as_deref().unwrap_or_default();
+                let unit = match &row.employer_id {
+                    Some(id) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
+                    None => data
+                        .pointer("/employer/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                };
+                tx.record_destination(&DestinationRow {
+                    student_id: row.student_id.clone(),
+                    category_code: category.to_string(),
+                    unit_name: unit,
+                    location: data
+                        .pointer("/terms/work_place")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    case_id: row.id.clone(),
+                    approved_at: now_ms,
+                    data: data.to_string(),
+                })
+                .await?;
+            }
+            Effect::WithdrawDestination => {
+                tx.withdraw_destination(&row.student_id, &row.id).await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires one timer if it is still due on a case still in its state.
+    pub async fn fire_timer(&self, timer_id: &str) -> Result<TimerFired> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let Some(timer) = tx.timer(timer_id).await? else {
+            return Ok(TimerFired::Stale);
+        };
+        if timer.status != "pending" {
+            return Ok(TimerFired::Stale);
+        }
+        if timer.due_at > millis(now) {
+            return Ok(TimerFired::NotDue);
+        }
+        let row = tx
+            .lock_case(&timer.case_id)
+            .await?
+            .ok_or_else(|| not_found("case", &timer.case_id))?;
+        if row.state != timer.state {
+            tx.finish_timer(&timer.id, "cancelled", millis(now)).await?;
+            tx.commit().await?;
+            return Ok(TimerFired::Stale);
+        }
+        let def = self.definition(&mut tx, &row.workflow_hash).await?;
+        let case = case_ref(&row)?;
+        let parties = self.parties(&mut tx, &case).await?;
+        let actor = Actor::system();
+        let empty = json!({});
+        let request = Request {
+            def: &def,
+            case: &case,
+            is_start: false,
+            actor: &actor,
+            transition: &timer.fire,
+            input: &empty,
+            parties: &parties,
+            now,
+        };
+        let outcome = decide(&request)?;
+        self.apply(
+            &mut tx,
+            &def,
+            Some(&row),
+            &case,
+            &outcome,
+            &actor,
+            None,
+            now,
+        )
+        .await?;
+        tx.finish_timer(&timer.id, "fired", millis(now)).await?;
+        tx.commit().await?;
+        Ok(TimerFired::Fired)
+    }
+
+    /// Fires every due timer (the safety net behind the per-timer jobs). Returns how
+    /// many fired.
+    pub async fn sweep_timers(&self) -> Result<usize> {
+        let mut fired = 0;
+        loop {
+            let mut tx = self.db.read().await?;
+            let due = tx.due_timers(millis(self.now()), 200).await?;
+            tx.rollback().await?;
+            if due.is_empty() {
+                return Ok(fired);
+            }
+            let mut progressed = false;
+            for timer in due {
+                match self.fire_timer(&timer.id).await {
+                    Ok(TimerFired::Fired) => {
+                        fired += 1;
+                        progressed = true;
+                    }
+                    Ok(_) => progressed = true,
+                    Err(e) => {
+                        tracing::warn!(timer = %timer.id, case = %timer.case_id, error = %e, "timer could not fire")
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(fired);
+            }
+        }
+    }
+
+    /// A case as `actor` sees it; 403 for someone who is not a party to it.
+    pub async fn view(&self, case_id: &str, actor: &Actor) -> Result<CaseView> {
+        let mut tx = self.db.read().await?;
+        let row = tx
+            .case(case_id)
+            .await?
+            .ok_or_else(|| not_found("case", case_id))?;
+        if !is_party(&case_ref(&row)?, actor) {
+            return Err(Refusal::NotYourCase.into());
+        }
+        let def = self.definition(&mut tx, &row.workflow_hash).await?;
+        let view = self.view_in(&mut tx, &def, &row, actor).await;
+        tx.rollback().await?;
+        view
+    }
+
+    async fn view_in(
+        &self,
+        tx: &mut Tx,
+        def: &Definition,
+        row: &CaseRow,
+        actor: &Actor,
+    ) -> Result<CaseView> {
+        let case = case_ref(row)?;
+        let parties = self.parties(tx, &case).await?;
+        // Which claim keys the reachable states want that another case holds.
+        let mut held = Vec::new();
+        for t in def.transitions_from(&row.state) {
+            if let Some(to) = &t.to {
+                for (key, _) in super::state_claims(def, to, &case) {
+                    if let Some(holder) = tx.claim_holder(&key).await?
+                        && holder != row.id
+                    {
+                        held.push(key);
+                    }
+                }
+            }
+        }
+        let actions = actions(def, &case, actor, &parties, &|key| {
+            held.iter().any(|k| k == key)
+        });
+        let history = tx
+            .history(&row.id)
+            .await?
+            .into_iter()
+            .map(|h| HistoryView {
+                seq: h.seq,
+                transition: h.transition,
+                from: h.from_state,
+                to: h.to_state,
+                actor: h.actor,
+                input: serde_json::from_str(&h.input).unwrap_or(Value::Null),
+                at: from_millis(h.at).to_rfc3339(),
+            })
+            .collect();
+        let timers = tx
+            .timers_of(&row.id)
+            .await?
+            .into_iter()
+            .filter(|t| t.status == "pending")
+            .map(|t| TimerView {
+                fire: t.fire,
+                due_at: from_millis(t.due_at).to_rfc3339(),
+                status: t.status,
+            })
+            .collect();
+        let state = def.state(&row.state);
+        let name = |v: &Value| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(CaseView {
+            id: row.id.clone(),
+            workflow: def.name.clone(),
+            workflow_title: def.title.clone(),
+            workflow_version: row.workflow_hash.clone(),
+            state: row.state.clone(),
+            state_title: state.map(|s| s.title.clone()).unwrap_or_default(),
+            terminal: state.is_some_and(|s| s.terminal),
+            version: row.version,
+            data: case.data.clone(),
+            parties: PartiesView {
+                student: PartyRef {
+                    id: case.student_id.clone(),
+                    name: name(&parties.student),
+                },
+                employer: case.employer_id.clone().map(|id| PartyRef {
+                    id,
+                    name: name(&parties.employer),
+                }),
+                school: PartyRef {
+                    id: case.school_id.clone(),
+                    name: name(&parties.school),
+                },
+            },
+            history,
+            timers,
+            actions,
+            created_at: from_millis(row.created_at).to_rfc3339(),
+            updated_at: from_millis(row.updated_at).to_rfc3339(),
+        })
+    }
+
+    /// Cases `actor` may see that match the filter, at most `filter.limit`.
+    pub async fn list(&self, actor: &Actor, mut filter: CaseFilter) -> Result<Vec<CaseSummary>> {
+        match actor.role {
+            Role::Student => filter.student = actor.party.clone(),
+            Role::Employer => filter.employer = actor.party.clone(),
+            Role::SchoolReviewer | Role::SchoolAdmin => filter.school = actor.school.clone(),
+            Role::PlatformAdmin | Role::System => {}
+        }
+        let mut tx = self.db.read().await?;
+        let rows = tx.cases(&filter).await?;
+        tx.rollback().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CaseSummary {
+                id: r.id,
+                workflow: r.workflow,
+                state: r.state,
+                version: r.version,
+                student_id: r.student_id,
+                employer_id: r.employer_id,
+                school_id: r.school_id,
+                updated_at: from_millis(r.updated_at).to_rfc3339(),
+            })
+            .collect())
+    }
+
+    /// Stores a party record; true when it is new.
+    pub async fn put_party(&self, row: &PartyRow) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let created = tx.put_party(row).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn party(&self, kind: PartyKind, id: &str) -> Result<Option<PartyRow>> {
+        let mut tx = self.db.read().await?;
+        let row = tx.party(kind, id).await?;
+        tx.rollback().await?;
+        Ok(row)
+    }
+
+    /// The destination record in force for a student (R2).
+    pub async fn destination(&self, student_id: &str) -> Result<Option<Destination>> {
+        let mut tx = self.db.read().await?;
+        let row = tx.destination(student_id).await?;
+        tx.rollback().await?;
+        Ok(row.map(|d| Destination {
+            category_code: d.category_code,
+            unit_name: d.unit_name,
+            location: d.location,
+            case_id: d.case_id,
+            approved_at: from_millis(d.approved_at),
+        }))
+    }
+
+    /// The parties' records as JSON for conditions and views, with their names.
+    async fn parties(&self, tx: &mut Tx, case: &CaseRef) -> Result<Parties> {
+        let record = |row: Option<PartyRow>| {
+            row.map(|p: PartyRow| {
+                let mut data = p.data_json();
+                if let Some(map) = data.as_object_mut() {
+                    map.insert("id".into(), json!(p.id));
+                    map.insert("name".into(), json!(p.name));
+                }
+                data
+            })
+            .unwrap_or(Value::Null)
+        };
+        let student = record(tx.party(PartyKind::Student, &case.student_id).await?);
+        let employer = match &case.employer_id {
+            Some(id) => record(tx.party(PartyKind::Employer, id).await?),
+            None => Value::Null,
+        };
+        let school = record(tx.party(PartyKind::School, &case.school_id).await?);
+        Ok(Parties {
+            student,
+            employer,
+            school,
+        })
+    }
+}
+
+fn not_found(what: &'static str, id: &str) -> EngineError {
+    EngineError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn case_ref(row: &CaseRow) -> Result<CaseRef> {
+    Ok(CaseRef {
+        id: row.id.clone(),
+        state: row.state.clone(),
+        data: row.data_json()?,
+        student_id: row.student_id.clone(),
+        employer_id: row.employer_id.clone(),
+        school_id: row.school_id.clone(),
+    })
+}

@@ -1,0 +1,76 @@
+//! What a reader sees of a case: its state, data, parties, history, pending timers and
+//! the reader's own actions. Built inside the transaction that read or changed it.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::Action;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_title: String,
+    /// The definition version (content hash) the case pinned when it started.
+    pub workflow_version: String,
+    pub state: String,
+    pub state_title: String,
+    pub terminal: bool,
+    /// The optimistic version: send it back in `If-Match`.
+    pub version: i64,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub parties: PartiesView,
+    pub history: Vec<HistoryView>,
+    pub timers: Vec<TimerView>,
+    /// What the caller may do now; disabled actions say why.
+    pub actions: Vec<Action>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartiesView {
+    pub student: PartyRef,
+    pub employer: Option<PartyRef>,
+    pub school: PartyRef,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartyRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryView {
+    pub seq: i64,
+    pub transition: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub actor: String,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimerView {
+    pub fire: String,
+    pub due_at: String,
+    pub status: String,
+}
+
+/// One line of a case listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseSummary {
+    pub id: String,
+    pub workflow: String,
+    pub state: String,
+    pub version: i64,
+    pub student_id: String,
+    pub employer_id: Option<String>,
+    pub school_id: String,
+    pub updated_at: String,
+}

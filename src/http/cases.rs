@@ -1,0 +1,244 @@
+//! Cases: start one, read one, list them, fire a transition.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{Body, Caller, idempotency_key, if_match},
+};
+use crate::{
+    engine::{
+        service::{Answer, Idempotency, Start},
+        view::{CaseSummary, CaseView},
+    },
+    store::CaseFilter,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartCase {
+    /// The workflow to start, e.g. `online_signing`.
+    pub workflow: String,
+    /// The student the case is about (omit when the caller is the student).
+    pub student: Option<String>,
+    /// The start transition's input, e.g. the invitation's terms and deadline.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FireTransition {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub workflow: Option<String>,
+    pub state: Option<String>,
+    pub student: Option<String>,
+    pub employer: Option<String>,
+    pub school: Option<String>,
+    /// At most this many (1–200, default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CaseList {
+    pub cases: Vec<CaseSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The hash an idempotency key is tied to: method, path and the canonical JSON body.
+fn request_hash(method: &str, path: &str, body: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn idempotency(
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> Result<Option<Idempotency>, ApiError> {
+    Ok(idempotency_key(headers)?.map(|key| Idempotency {
+        key,
+        request_hash: request_hash(method, path, body),
+    }))
+}
+
+/// The engine's answer as a response, with the case version as `ETag`.
+fn answer(a: Answer) -> Response {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Json(&a.body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(version) = a.body.get("version").and_then(Value::as_i64)
+        && let Ok(v) = HeaderValue::from_str(&format!("\"{version}\""))
+    {
+        headers.insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(id) = a.body.get("id").and_then(Value::as_str)
+        && let Ok(v) = HeaderValue::from_str(&format!("/api/v1/cases/{id}"))
+    {
+        headers.insert(header::LOCATION, v);
+    }
+    if a.replayed {
+        headers.insert("idempotent-replay", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Start a case of a workflow (for online signing: an employer invites a student).
+#[utoipa::path(post, path = "/api/v1/cases", request_body = StartCase, tag = "cases",
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key and body → same answer, no second case")),
+    responses((status = 201, body = CaseView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn start(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Body<StartCase>,
+) -> Result<Response, ApiError> {
+    let raw: Value = serde_json::from_slice(&body.bytes).unwrap_or(Value::Null);
+    let idem = idempotency(&headers, "POST", "/api/v1/cases", &raw)?;
+    let StartCase {
+        workflow,
+        student,
+        input,
+    } = body.value;
+    let input = if input.is_null() {
+        Value::Object(Default::default())
+    } else {
+        input
+    };
+    let a = state
+        .engine
+        .start(
+            &actor,
+            Start {
+                workflow,
+                student,
+                input,
+            },
+            idem,
+        )
+        .await?;
+    Ok(answer(a))
+}
+
+/// A case as the caller sees it, with the caller's actions.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases",
+    responses((status = 200, body = CaseView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.engine.view(&id, &actor).await?;
+    let body = serde_json::to_value(&view).map_err(ApiError::internal)?;
+    Ok(answer(Answer {
+        status: 200,
+        body,
+        replayed: false,
+    }))
+}
+
+/// The caller's cases: a student's own, an employer's invitations, a school's students'.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(ListQuery),
+    responses((status = 200, body = CaseList), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CaseList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid(vec![
+            crate::domain::FieldError::new(
+                "range",
+                "limit 须在 1 到 200 之间",
+                "limit must be 1 to 200",
+            )
+            .with_field("limit"),
+        ]));
+    }
+    let filter = CaseFilter {
+        workflow: q.workflow,
+        state: q.state,
+        student: q.student,
+        employer: q.employer,
+        school: q.school,
+        after: q.cursor,
+        limit: limit + 1,
+    };
+    let mut cases = state.engine.list(&actor, filter).await?;
+    let next_cursor = if cases.len() as i64 > limit {
+        cases.truncate(limit as usize);
+        cases.last().map(|c| c.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(CaseList { cases, next_cursor }))
+}
+
+/// Fire a transition. `If-Match` with the case version refuses a stale write (412).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/transitions/{name}", request_body = FireTransition, tag = "cases",
+    params(("id" = String, Path), ("name" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "same key and body → same answer, no second effect"),
+        ("If-Match" = Option<String>, Header, description = "the case version, e.g. \"3\"")),
+    responses((status = 200, body = CaseView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn fire(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body<FireTransition>,
+) -> Result<Response, ApiError> {
+    let raw: Value = serde_json::from_slice(&body.bytes).unwrap_or(Value::Null);
+    let idem = idempotency(
+        &headers,
+        "POST",
+        &format!("/api/v1/cases/{id}/transitions/{name}"),
+        &raw,
+    )?;
+    let if_match = if_match(&headers)?;
+    let input = if body.value.input.is_null() {
+        Value::Object(Default::default())
+    } else {
+        body.value.input
+    };
+    let a = state
+        .engine
+        .fire(&actor, &id, &name, &input, if_match, idem)
+        .await?;
+    Ok(answer(a))
+}

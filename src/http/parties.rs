@@ -1,0 +1,335 @@
+//! Reference data the platform syncs (schools, students, employers; platform admins
+//! only), and a student's destination record (R2).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{Body, Caller},
+};
+use crate::{
+    definition::Role,
+    domain::{self, FieldError},
+    engine::Actor,
+    store::{PartyKind, PartyRow, millis},
+};
+
+/// A school (丙方).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolRecord {
+    pub name: String,
+    /// 就业指导中心 — the employment office.
+    pub office: Option<String>,
+    pub contact: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+/// A graduate (乙方).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StudentRecord {
+    /// The school's id (synced before its students).
+    pub school: String,
+    pub name: String,
+    /// 男 or 女.
+    pub gender: Option<String>,
+    pub id_number: Option<String>,
+    pub student_number: Option<String>,
+    pub major: Option<String>,
+    pub degree: Option<String>,
+    /// 生源地 — place of origin.
+    pub origin: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// An employer (甲方).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmployerRecord {
+    pub name: String,
+    /// 统一社会信用代码 (GB 32100-2015).
+    pub credit_code: String,
+    pub nature: Option<String>,
+    pub industry: Option<String>,
+    pub location: Option<String>,
+    pub address: Option<String>,
+    pub postcode: Option<String>,
+    pub contact: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Whether it receives the student's personnel file (档案).
+    pub receives_archive: bool,
+    /// Whether it receives the student's household registration (户口).
+    pub receives_hukou: bool,
+}
+
+fn require_platform_admin(actor: &Actor) -> Result<(), ApiError> {
+    if actor.role == Role::PlatformAdmin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the platform syncs reference data",
+            "仅平台管理员可同步基础数据",
+        ))
+    }
+}
+
+/// Checks the named optional fields of `record` with the domain validators, writing
+/// back their normalised form.
+fn check_fields(record: &mut Map<String, Value>, kinds: &[(&str, &str)]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (field, kind) in kinds {
+        let Some(value) = record.get(*field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        match domain::validate(kind, value) {
+            Ok(normalised) => {
+                record.insert(field.to_string(), normalised);
+            }
+            Err(e) => errors.push(e.with_field(*field)),
+        }
+    }
+    if let Some(name) = record.get("name").and_then(Value::as_str)
+        && name.trim().is_empty()
+    {
+        errors
+            .push(FieldError::new("required", "请填写名称", "name is required").with_field("name"));
+    }
+    errors
+}
+
+async fn put(
+    state: &AppState,
+    kind: PartyKind,
+    id: &str,
+    school: Option<String>,
+    record: Map<String, Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = record
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let row = PartyRow {
+        kind: kind.as_str().into(),
+        id: id.to_string(),
+        school_id: school,
+        name,
+        data: Value::Object(record.clone()).to_string(),
+        updated_at: millis(state.engine.now()),
+    };
+    let created = state.engine.put_party(&row).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "kind": kind.as_str(), "id": id, "record": record })),
+    ))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(vec![
+            FieldError::new(
+                "format",
+                "编号只能包含字母、数字和 -_.（最长 64 位）",
+                "ids are 1–64 letters, digits or -_.",
+            )
+            .with_field("id"),
+        ]))
+    }
+}
+
+fn to_map<T: Serialize>(record: &T) -> Map<String, Value> {
+    match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Create or replace a school.
+#[utoipa::path(put, path = "/api/v1/schools/{id}", request_body = SchoolRecord, tag = "parties",
+    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn put_school(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    body: Body<SchoolRecord>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_platform_admin(&actor)?;
+    check_id(&id)?;
+    let mut record = to_map(&body.value);
+    let errors = check_fields(&mut record, &[("phone", "phone")]);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    put(&state, PartyKind::School, &id, None, record).await
+}
+
+/// Create or replace a student; the school must exist.
+#[utoipa::path(put, path = "/api/v1/students/{id}", request_body = StudentRecord, tag = "parties",
+    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn put_student(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    body: Body<StudentRecord>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_platform_admin(&actor)?;
+    check_id(&id)?;
+    let mut record = to_map(&body.value);
+    let mut errors = check_fields(
+        &mut record,
+        &[
+            ("id_number", "id_number"),
+            ("phone", "phone"),
+            ("email", "email"),
+        ],
+    );
+    if let (Some(number), Some(gender)) = (&body.value.id_number, &body.value.gender)
+        && let Ok(parsed) = domain::IdNumber::parse(number)
+        && !parsed.matches_gender(gender)
+    {
+        errors.push(
+            FieldError::new(
+                "id_number.sex_mismatch",
+                "身份证号码中的性别与所填性别不一致",
+                "the sex digit of the id number does not match the gender",
+            )
+            .with_field("id_number"),
+        );
+    }
+    if state
+        .engine
+        .party(PartyKind::School, &body.value.school)
+        .await?
+        .is_none()
+    {
+        errors.push(
+            FieldError::new(
+                "unknown",
+                "学校不存在，请先同步学校",
+                "unknown school; sync the school first",
+            )
+            .with_field("school"),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    put(
+        &state,
+        PartyKind::Student,
+        &id,
+        Some(body.value.school.clone()),
+        record,
+    )
+    .await
+}
+
+/// Create or replace an employer; its credit code must pass the GB 32100 check.
+#[utoipa::path(put, path = "/api/v1/employers/{id}", request_body = EmployerRecord, tag = "parties",
+    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn put_employer(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    body: Body<EmployerRecord>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_platform_admin(&actor)?;
+    check_id(&id)?;
+    let mut record = to_map(&body.value);
+    let errors = check_fields(
+        &mut record,
+        &[
+            ("credit_code", "credit_code"),
+            ("phone", "phone"),
+            ("email", "email"),
+            ("postcode", "postcode"),
+        ],
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    put(&state, PartyKind::Employer, &id, None, record).await
+}
+
+/// 毕业去向 — the destination record in force (R2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationView {
+    pub student: String,
+    pub category_code: String,
+    pub category_name: String,
+    pub unit_name: Option<String>,
+    pub location: Option<String>,
+    /// The case whose approval wrote it.
+    pub case_id: String,
+    pub approved_at: String,
+}
+
+/// A student's destination record: the student, their school and platform admins.
+#[utoipa::path(get, path = "/api/v1/students/{id}/destination", tag = "parties",
+    responses((status = 200, body = DestinationView), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn destination(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationView>, ApiError> {
+    let student = state
+        .engine
+        .party(PartyKind::Student, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("student", &id))?;
+    let allowed = match actor.role {
+        Role::Student => actor.party.as_deref() == Some(id.as_str()),
+        Role::SchoolReviewer | Role::SchoolAdmin => actor.school == student.school_id,
+        Role::PlatformAdmin => true,
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "only the student, their school and platform admins may read this",
+            "仅本人、所在学校和平台管理员可查看毕业去向",
+        ));
+    }
+    let d = state
+        .engine
+        .destination(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("destination", &id))?;
+    let category_name = domain::Reference::builtin()
+        .category(&d.category_code)
+        .map(|c| c.name_zh.clone())
+        .unwrap_or_default();
+    Ok(Json(DestinationView {
+        student: id,
+        category_code: d.category_code,
+        category_name,
+        unit_name: d.unit_name,
+        location: d.location,
+        case_id: d.case_id,
+        approved_at: d.approved_at.to_rfc3339(),
+    }))
+}

@@ -1,0 +1,394 @@
+//! Cases and what hangs off them: history, claims, timers, destination records and the
+//! stored workflow versions.
+
+use serde_json::Value;
+
+use super::{Result, StoreError, Tx, on_tx};
+use crate::definition::Definition;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_hash: String,
+    pub state: String,
+    pub version: i64,
+    pub data: String,
+    pub student_id: String,
+    pub employer_id: Option<String>,
+    pub school_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub state_entered_at: i64,
+}
+
+impl CaseRow {
+    pub fn data_json(&self) -> Result<Value> {
+        serde_json::from_str(&self.data)
+            .map_err(|e| StoreError::Corrupt(format!("case {} data: {e}", self.id)))
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub case_id: String,
+    pub seq: i64,
+    pub transition: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub actor: String,
+    pub input: String,
+    pub at: i64,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimerRow {
+    pub id: String,
+    pub case_id: String,
+    pub state: String,
+    pub fire: String,
+    pub due_at: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DestinationRow {
+    pub student_id: String,
+    pub category_code: String,
+    pub unit_name: Option<String>,
+    pub location: Option<String>,
+    pub case_id: String,
+    pub approved_at: i64,
+    pub data: String,
+}
+
+/// Which cases a listing returns. The HTTP layer fills the scope from the caller.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub workflow: Option<String>,
+    pub state: Option<String>,
+    pub student: Option<String>,
+    pub employer: Option<String>,
+    pub school: Option<String>,
+    /// Cases with an id greater than this (ids sort by creation time).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at";
+
+impl Tx {
+    pub async fn case(&mut self, id: &str) -> Result<Option<CaseRow>> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    pub async fn cases(&mut self, f: &CaseFilter) -> Result<Vec<CaseRow>> {
+        // Optional filters as `($n IS NULL OR col = $n)`, so one statement serves every
+        // combination on both backends.
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases
+             WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR state = $2)
+               AND ($3 IS NULL OR student_id = $3) AND ($4 IS NULL OR employer_id = $4)
+               AND ($5 IS NULL OR school_id = $5) AND ($6 IS NULL OR id > $6)
+             ORDER BY id LIMIT $7"
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(&f.workflow)
+        .bind(&f.state)
+        .bind(&f.student)
+        .bind(&f.employer)
+        .bind(&f.school)
+        .bind(&f.after)
+        .bind(f.limit)
+        .fetch_all(c)
+        .await)?)
+    }
+
+    pub async fn history(&mut self, case_id: &str) -> Result<Vec<HistoryRow>> {
+        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key
+                   FROM history WHERE case_id = $1 ORDER BY seq";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, HistoryRow>(sql)
+            .bind(case_id)
+            .fetch_all(c)
+            .await)?)
+    }
+
+    /// The case holding a claim key, if any.
+    pub async fn claim_holder(&mut self, key: &str) -> Result<Option<String>> {
+        let sql = "SELECT case_id FROM claims WHERE key = $1";
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, String>(sql)
+            .bind(key)
+            .fetch_optional(c)
+            .await)?)
+    }
+
+    /// Pending timers due at or before `now_ms`, oldest first.
+    pub async fn due_timers(&mut self, now_ms: i64, limit: i64) -> Result<Vec<TimerRow>> {
+        let sql = "SELECT id, case_id, state, fire, due_at, status FROM timers
+                   WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?)
+    }
+
+    pub async fn timers_of(&mut self, case_id: &str) -> Result<Vec<TimerRow>> {
+        let sql = "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE case_id = $1 ORDER BY created_at, id";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
+            .bind(case_id)
+            .fetch_all(c)
+            .await)?)
+    }
+
+    /// Stores a definition version (once per hash).
+    pub async fn save_version(&mut self, def: &Definition, by: &str, now_ms: i64) -> Result<()> {
+        let sql = "INSERT INTO workflow_versions (hash, name, source, published_at, published_by)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(&def.hash)
+            .bind(&def.name)
+            .bind(&def.source)
+            .bind(now_ms)
+            .bind(by)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn version_source(&mut self, hash: &str) -> Result<Option<(String, String)>> {
+        let sql = "SELECT name, source FROM workflow_versions WHERE hash = $1";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, (String, String)>(
+            sql
+        )
+        .bind(hash)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// The destination record in force for a student.
+    pub async fn destination(&mut self, student_id: &str) -> Result<Option<DestinationRow>> {
+        let sql = "SELECT student_id, category_code, unit_name, location, case_id, approved_at, data FROM destinations WHERE student_id = $1";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, DestinationRow>(sql)
+            .bind(student_id)
+            .fetch_optional(c)
+            .await)?)
+    }
+}
+
+impl Tx {
+    /// Reads a case for a transition, locking its row where the backend can.
+    pub async fn lock_case(&mut self, id: &str) -> Result<Option<CaseRow>> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1{}",
+            self.for_update()
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    pub async fn insert_case(&mut self, case: &CaseRow) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        on_tx!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&case.id)
+            .bind(&case.workflow)
+            .bind(&case.workflow_hash)
+            .bind(&case.state)
+            .bind(case.version)
+            .bind(&case.data)
+            .bind(&case.student_id)
+            .bind(&case.employer_id)
+            .bind(&case.school_id)
+            .bind(case.created_at)
+            .bind(case.updated_at)
+            .bind(case.state_entered_at)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Moves a case on; `expected` is the version read under the lock.
+    pub async fn update_case(&mut self, case: &CaseRow, expected: i64) -> Result<()> {
+        let sql = "UPDATE cases SET state = $1, version = $2, data = $3, updated_at = $4, state_entered_at = $5
+                   WHERE id = $6 AND version = $7";
+        let done = on_tx!(self, |c| sqlx::query(sql)
+            .bind(&case.state)
+            .bind(case.version)
+            .bind(&case.data)
+            .bind(case.updated_at)
+            .bind(case.state_entered_at)
+            .bind(&case.id)
+            .bind(expected)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "case {} changed under its lock",
+                case.id
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
+        let sql = "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(&h.case_id)
+            .bind(h.seq)
+            .bind(&h.transition)
+            .bind(&h.from_state)
+            .bind(&h.to_state)
+            .bind(&h.actor)
+            .bind(&h.input)
+            .bind(h.at)
+            .bind(&h.idempotency_key)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Takes a claim key for a case. `Err(holder)` names the case already holding it.
+    ///
+    /// `ON CONFLICT DO NOTHING` rather than catching the unique violation: on
+    /// PostgreSQL a violation would abort the whole transaction.
+    pub async fn take_claim(
+        &mut self,
+        key: &str,
+        case_id: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), String>> {
+        let sql = "INSERT INTO claims (key, case_id, taken_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (key) DO NOTHING RETURNING case_id";
+        let taken = on_tx!(self, |c| sqlx::query_scalar::<_, String>(sql)
+            .bind(key)
+            .bind(case_id)
+            .bind(now_ms)
+            .fetch_optional(c)
+            .await)?;
+        if taken.is_some() {
+            return Ok(Ok(()));
+        }
+        let sql = "SELECT case_id FROM claims WHERE key = $1";
+        let holder = on_tx!(self, |c| sqlx::query_scalar::<_, String>(sql)
+            .bind(key)
+            .fetch_optional(c)
+            .await)?;
+        Ok(Err(holder.unwrap_or_default()))
+    }
+
+    pub async fn release_claim(&mut self, key: &str, case_id: &str) -> Result<()> {
+        let sql = "DELETE FROM claims WHERE key = $1 AND case_id = $2";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(key)
+            .bind(case_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn insert_timer(&mut self, t: &TimerRow, now_ms: i64) -> Result<()> {
+        let sql = "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(&t.id)
+            .bind(&t.case_id)
+            .bind(&t.state)
+            .bind(&t.fire)
+            .bind(t.due_at)
+            .bind(now_ms)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Cancels a case's pending timers: its state is left, so they no longer apply.
+    pub async fn cancel_timers(&mut self, case_id: &str, now_ms: i64) -> Result<()> {
+        let sql = "UPDATE timers SET status = 'cancelled', done_at = $1 WHERE case_id = $2 AND status = 'pending'";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(now_ms)
+            .bind(case_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn timer(&mut self, id: &str) -> Result<Option<TimerRow>> {
+        let sql = format!(
+            "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE id = $1{}",
+            self.for_update()
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    pub async fn finish_timer(&mut self, id: &str, status: &str, now_ms: i64) -> Result<()> {
+        let sql = "UPDATE timers SET status = $1, done_at = $2 WHERE id = $3";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(status)
+            .bind(now_ms)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Writes the student's destination record in force (R2), replacing any earlier one.
+    pub async fn record_destination(&mut self, d: &DestinationRow) -> Result<()> {
+        let sql = "INSERT INTO destinations (student_id, category_code, unit_name, location, case_id, approved_at, data)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (student_id) DO UPDATE SET category_code = excluded.category_code,
+                     unit_name = excluded.unit_name, location = excluded.location, case_id = excluded.case_id,
+                     approved_at = excluded.approved_at, data = excluded.data";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(&d.student_id)
+            .bind(&d.category_code)
+            .bind(&d.unit_name)
+            .bind(&d.location)
+            .bind(&d.case_id)
+            .bind(d.approved_at)
+            .bind(&d.data)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Withdraws the destination record a case wrote (R18); another case's stays.
+    pub async fn withdraw_destination(&mut self, student_id: &str, case_id: &str) -> Result<()> {
+        let sql = "DELETE FROM destinations WHERE student_id = $1 AND case_id = $2";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(student_id)
+            .bind(case_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! The store: the only module that speaks SQL. One set of queries serves SQLite (the
+//! embedded default, WAL) and PostgreSQL (to scale out): the schemas match column for
+//! column, placeholders are `$n` on both, times are epoch milliseconds and JSON is text.
+//!
+//! A write that belongs to a transition goes through a [`Tx`], so the case, its
+//! history, claims, timers, projections and the apalis jobs it causes commit together.
+
+mod cases;
+mod idempotency;
+mod jobs;
+mod parties;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use cases::{CaseFilter, CaseRow, DestinationRow, HistoryRow, TimerRow};
+pub use idempotency::Stored;
+pub use parties::{PartyKind, PartyRow};
+
+/// Runs `$body` with `$c` bound to the transaction's connection, whichever backend.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to the pool, whichever backend.
+macro_rules! on_pool {
+    ($db:expr, |$p:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($p) => $body,
+            $crate::store::Db::Postgres($p) => $body,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use {on_pool, on_tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("job queue: {0}")]
+    Queue(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection pool to one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open write transaction.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Db {
+    /// Connects to `sqlite://…` or `postgres://…`. SQLite runs in WAL mode with
+    /// `synchronous = NORMAL` (durable across process crashes) and a busy timeout.
+    pub async fn connect(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies apalis's migrations and ours. Ours keep their own bookkeeping table so
+    /// the two migration sets never see each other's versions.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(pool) => {
+                apalis_sqlite::SqliteStorage::<()>::migrations()
+                    .run(pool)
+                    .await?;
+                let mut ours = sqlx::migrate!("migrations/sqlite");
+                ours.dangerous_set_table_name("gradsign_migrations");
+                ours.run(pool).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("CREATE EXTENSION IF NOT EXISTS hstore")
+                    .execute(pool)
+                    .await?;
+                apalis_postgres::PostgresStorage::<()>::migrations()
+                    .run(pool)
+                    .await?;
+                let mut ours = sqlx::migrate!("migrations/postgres");
+                ours.dangerous_set_table_name("gradsign_migrations");
+                ours.run(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing on upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a read-only unit of work (every query is a [`Tx`] method; a read
+    /// transaction on SQLite takes no write lock).
+    pub async fn read(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite's write lock covers it.
+    fn for_update(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => "",
+            Tx::Postgres(_) => " FOR UPDATE",
+        }
+    }
+}
+
+/// Milliseconds since the epoch, the unit of every stored time.
+pub fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

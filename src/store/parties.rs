@@ -1,0 +1,76 @@
+//! The parties' reference data (schools, students, employers) as the platform syncs it.
+
+use super::{Result, Tx, on_tx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartyKind {
+    School,
+    Student,
+    Employer,
+}
+
+impl PartyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyKind::School => "school",
+            PartyKind::Student => "student",
+            PartyKind::Employer => "employer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PartyRow {
+    pub kind: String,
+    pub id: String,
+    pub school_id: Option<String>,
+    pub name: String,
+    pub data: String,
+    pub updated_at: i64,
+}
+
+impl PartyRow {
+    pub fn data_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or_default()
+    }
+}
+
+impl Tx {
+    /// Inserts or replaces a party record; returns true when it was new.
+    pub async fn put_party(&mut self, row: &PartyRow) -> Result<bool> {
+        let existed = self.party(row.kind_enum(), &row.id).await?.is_some();
+        let sql = "INSERT INTO parties (kind, id, school_id, name, data, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (kind, id) DO UPDATE SET school_id = excluded.school_id, name = excluded.name,
+                     data = excluded.data, updated_at = excluded.updated_at";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(&row.kind)
+            .bind(&row.id)
+            .bind(&row.school_id)
+            .bind(&row.name)
+            .bind(&row.data)
+            .bind(row.updated_at)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(!existed)
+    }
+
+    pub async fn party(&mut self, kind: PartyKind, id: &str) -> Result<Option<PartyRow>> {
+        let sql = "SELECT kind, id, school_id, name, data, updated_at FROM parties WHERE kind = $1 AND id = $2";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, PartyRow>(sql)
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(c)
+            .await)?)
+    }
+}
+
+impl PartyRow {
+    fn kind_enum(&self) -> PartyKind {
+        match self.kind.as_str() {
+            "school" => PartyKind::School,
+            "student" => PartyKind::Student,
+            _ => PartyKind::Employer,
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The black-box harness: `spawn_app(backend)` starts the whole application — HTTP on
+//! port 0 and the apalis workers — on a fresh database (a SQLite file in a temporary
+//! folder, or a new PostgreSQL database), with a clock the test moves by hand.
+#![allow(dead_code)]
+
+use std::{sync::Arc, time::Duration};
+
+use gradsign::{
+    app::App, clock::ManualClock, config::Config, definition::Role, engine::Actor, jobs::Job,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// Where PostgreSQL tests create their databases.
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates, for each async test function taking a [`Backend`], one test per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub app: App,
+    pub backend: Backend,
+    stop: watch::Sender<bool>,
+    pg_database: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the application on a fresh database. `None` (with a message) when the
+/// backend is PostgreSQL and no server answers outside CI; in CI that is a failure.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".into(),
+        jwt_secret: Some("test-secret".into()),
+        workflows_dir: root.join("workflows"),
+        workers_dir: root.join("workers"),
+        templates_dir: root.join("templates"),
+        worker_poll_ms: 50,
+        ..Config::default()
+    };
+    let mut pg_database = None;
+    if backend == Backend::Postgres {
+        let name = format!("gradsign_t_{}", uuid_like());
+        match create_pg_database(&name).await {
+            Ok(()) => {}
+            Err(e) if std::env::var("CI").is_err() => {
+                eprintln!(
+                    "skipped: PostgreSQL is not reachable at {PG_ADMIN_URL} ({e}); CI runs this test"
+                );
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL is required in CI but {PG_ADMIN_URL} failed: {e}"),
+        }
+        config.database_url = Some(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+        pg_database = Some(name);
+    }
+    let clock = ManualClock::new();
+    let app = App::build(config, Arc::new(clock.clone()))
+        .await
+        .expect("the app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stop_rx) = watch::channel(false);
+    let server = app.clone();
+    let mut http_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let _ = server
+            .serve(listener, async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    app.spawn_workers(stop_rx);
+    Some(TestApp {
+        base,
+        client: reqwest::Client::new(),
+        clock,
+        app,
+        backend,
+        stop,
+        pg_database,
+        _dir: dir,
+    })
+}
+
+fn uuid_like() -> String {
+    format!("{}_{}", std::process::id(), rand::random::<u64>())
+}
+
+async fn create_pg_database(name: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::PgConnection::connect(PG_ADMIN_URL),
+    )
+    .await
+    .map_err(|_| "connection timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(name) = self.pg_database.take() {
+            // A fresh runtime on another thread: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A response: status and JSON body (Null when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The problem `type` without its `urn:gradsign:` prefix.
+    pub fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:gradsign:")
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, role: Role, party: Option<&str>, school: Option<&str>) -> String {
+        let actor = Actor {
+            role,
+            party: party.map(str::to_string),
+            school: school.map(str::to_string),
+        };
+        self.app.keys.mint(&actor, chrono::Duration::hours(1))
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::PlatformAdmin, None, None)
+    }
+
+    pub fn student(&self, id: &str) -> String {
+        self.token(Role::Student, Some(id), Some(SCHOOL))
+    }
+
+    pub fn employer(&self, id: &str) -> String {
+        self.token(Role::Employer, Some(id), None)
+    }
+
+    pub fn reviewer(&self) -> String {
+        self.token(Role::SchoolReviewer, None, Some(SCHOOL))
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("the request is answered");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(body), &[])
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.request(Method::PUT, path, Some(token), Some(body), &[])
+            .await
+    }
+
+    pub async fn case(&self, id: &str, token: &str) -> Reply {
+        self.get(&format!("/api/v1/cases/{id}"), token).await
+    }
+
+    pub async fn fire(&self, case: &str, transition: &str, token: &str, input: Value) -> Reply {
+        self.post(
+            &format!("/api/v1/cases/{case}/transitions/{transition}"),
+            token,
+            &json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// An employer invites a student; returns the reply (201 with the case on success).
+    pub async fn invite(&self, employer: &str, student: &str) -> Reply {
+        let body = json!({ "workflow": "online_signing", "student": student, "input": { "terms": { "position": "软件工程师", "work_place": "哈尔滨市南岗区" } } });
+        self.post("/api/v1/cases", &self.employer(employer), &body)
+            .await
+    }
+
+    /// Syncs one school, four students and three employers (E1 takes archive and
+    /// hukou; E2 and E3 do not).
+    pub async fn seed(&self) {
+        let admin = self.admin();
+        let r = self.put(&format!("/api/v1/schools/{SCHOOL}"), &admin, &json!({ "name": "北方理工大学", "office": "就业指导中心", "phone": "0451-86412114" })).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        for (id, name) in [
+            ("S1", "李明"),
+            ("S2", "王芳"),
+            ("S3", "张伟"),
+            ("S4", "刘洋"),
+        ] {
+            let r = self.put(&format!("/api/v1/students/{id}"), &admin, &json!({ "school": SCHOOL, "name": name, "major": "计算机科学与技术", "phone": "13800138000" })).await;
+            assert!(r.status.is_success(), "{:?}", r.body);
+        }
+        for (id, name, code, receives) in [
+            ("E1", "龙江软件有限公司", "91110000600037341L", true),
+            ("E2", "松花江数据科技有限公司", "91110000101623741K", false),
+            ("E3", "北疆电力设计院", "911101066976941872", false),
+        ] {
+            let body = json!({ "name": name, "credit_code": code, "receives_archive": receives, "receives_hukou": receives, "contact": "赵主任", "phone": "0451-88886666" });
+            let r = self
+                .put(&format!("/api/v1/employers/{id}"), &admin, &body)
+                .await;
+            assert!(r.status.is_success(), "{:?}", r.body);
+        }
+    }
+
+    /// Runs the timer sweep through the real queue, as the cron job does.
+    pub async fn sweep_through_worker(&self) {
+        let engine = &self.app.engine;
+        let mut tx = engine.db.begin().await.unwrap();
+        engine
+            .push(&mut tx, &Job::SweepTimers, chrono::Utc::now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Polls a case until `pred` holds or the deadline passes (then panics).
+    pub async fn wait_for_case(
+        &self,
+        id: &str,
+        token: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.case(id, token).await;
+            if pred(&r.body) {
+                return r.body;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; case is {}", r.body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The number of rows in a table, straight from the database.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.app.engine.db {
+            gradsign::store::Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            gradsign::store::Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+pub const SCHOOL: &str = "10212";
+
+/// The named action of a case view.
+pub fn action<'a>(case: &'a Value, name: &str) -> &'a Value {
+    case["actions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name))
+        .unwrap_or(&Value::Null)
+}
