@@ -12,7 +12,10 @@ use crate::{
     clock::SharedClock,
     config::Config,
     definition::Registry,
-    engine::service::Engine,
+    engine::{
+        documents::LazyRenderer,
+        service::{Engine, Settings},
+    },
     http::{AppState, router},
     jobs::{WorkersConfig, runner},
     store::Db,
@@ -34,42 +37,42 @@ impl App {
             .map_err(|e| anyhow::anyhow!("invalid workflow definitions:\n{e}"))?;
         let workers = WorkersConfig::load_dir(&config.workers_dir)
             .map_err(|e| anyhow::anyhow!("invalid worker configuration:\n{e}"))?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data folder {}",
-                config.data_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
         let db = Db::connect(&config.database_url())
             .await
             .context("cannot open the database")?;
         db.migrate().await.context("cannot migrate the database")?;
         let keys = Arc::new(Keys::new(
-            &config
-                .jwt_secret()
-                .context("cannot read or create the JWT secret")?,
+            &config.jwt_secret().context("cannot read or create the JWT secret")?,
         ));
+        let secret = config.jwt_secret().context("cannot read or create the JWT secret")?;
+        let settings = Settings {
+            base_url: config.base_url(),
+            agreement_key: format!("agreement-verification:{secret}").into_bytes(),
+            data_dir: config.data_dir.clone(),
+        };
+        let renderer = Arc::new(LazyRenderer::new(config.templates_dir.join("agreement")));
         let engine = Engine {
             db,
             registry: Arc::new(registry),
             clock,
             workers: Arc::new(workers),
+            settings: Arc::new(settings),
+            renderer,
         };
         engine
             .publish_definitions()
             .await
             .context("cannot store the workflow definitions")?;
-        Ok(App {
-            config,
-            engine,
-            keys,
-        })
+        Ok(App { config, engine, keys })
     }
 
     pub fn state(&self) -> AppState {
         AppState {
             engine: self.engine.clone(),
             keys: self.keys.clone(),
+            max_upload_bytes: self.config.max_upload_bytes,
         }
     }
 
@@ -106,8 +109,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

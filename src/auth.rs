@@ -67,13 +67,10 @@ impl Keys {
 
 /// The actor a token names, refusing claims that do not fit the role.
 pub fn actor_from(claims: Claims) -> Result<Actor, AuthError> {
-    let needs =
-        |what: &str| AuthError::Invalid(format!("role {} needs a {what} claim", claims.role));
+    let needs = |what: &str| AuthError::Invalid(format!("role {} needs a {what} claim", claims.role));
     match claims.role {
         Role::System => {
-            return Err(AuthError::Invalid(
-                "role system cannot be given by a token".into(),
-            ));
+            return Err(AuthError::Invalid("role system cannot be given by a token".into()));
         }
         Role::Student | Role::Employer if claims.party.is_none() => return Err(needs("party")),
         Role::SchoolReviewer | Role::SchoolAdmin if claims.school.is_none() => {
@@ -110,10 +107,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let token = Keys::new("other").mint(&student(), chrono::Duration::hours(1));
-        assert!(matches!(
-            Keys::new("secret").verify(&token),
-            Err(AuthError::Invalid(_))
-        ));
+        assert!(matches!(Keys::new("secret").verify(&token), Err(AuthError::Invalid(_))));
     }
 
     #[test]

@@ -43,6 +43,19 @@ enum Command {
         #[command(subcommand)]
         command: WorkflowsCommand,
     },
+    /// Render an agreement to OUT.pdf (and OUT-1.png, OUT-2.png beside it).
+    Render {
+        /// Built-in sample data (for template authors).
+        #[arg(long, conflicts_with = "case")]
+        sample: bool,
+        /// A stored case, as it is now.
+        #[arg(long)]
+        case: Option<String>,
+        /// Add the 预览 / PREVIEW watermark.
+        #[arg(long)]
+        preview: bool,
+        out: PathBuf,
+    },
     /// Print a bearer token for local use, signed with the configured secret.
     DevToken {
         /// student, employer, school_reviewer, school_admin or platform_admin
@@ -69,9 +82,7 @@ enum WorkflowsCommand {
 }
 
 fn env_help() -> String {
-    let mut text = String::from(
-        "Configuration: defaults, then the config file, then these environment variables:\n",
-    );
+    let mut text = String::from("Configuration: defaults, then the config file, then these environment variables:\n");
     for (name, what) in ENV_VARS {
         text.push_str(&format!("  {name:<26} {what}\n"));
     }
@@ -100,6 +111,12 @@ pub fn main() -> ExitCode {
             school,
             days,
         } => dev_token(&config, &role, party, school, days),
+        Command::Render {
+            sample,
+            case,
+            preview,
+            out,
+        } => render(config, sample, case, preview, &out),
         Command::Serve { no_workers } => run(config, true, !no_workers),
         Command::Worker => run(config, false, true),
     }
@@ -159,10 +176,7 @@ fn check(config: &Config, files: Vec<PathBuf>) -> ExitCode {
         match Registry::toml_files_in(&config.workflows_dir) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!(
-                    "{}: cannot list the folder: {e}",
-                    config.workflows_dir.display()
-                );
+                eprintln!("{}: cannot list the folder: {e}", config.workflows_dir.display());
                 return ExitCode::FAILURE;
             }
         }
@@ -187,11 +201,7 @@ fn check(config: &Config, files: Vec<PathBuf>) -> ExitCode {
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn draw(config: &Config, name: &str) -> ExitCode {
@@ -208,17 +218,9 @@ fn draw(config: &Config, name: &str) -> ExitCode {
     }
 }
 
-fn dev_token(
-    config: &Config,
-    role: &str,
-    party: Option<String>,
-    school: Option<String>,
-    days: i64,
-) -> ExitCode {
+fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<String>, days: i64) -> ExitCode {
     let Some(role) = Role::parse(role).filter(|r| *r != Role::System) else {
-        eprintln!(
-            "unknown role {role}; use student, employer, school_reviewer, school_admin or platform_admin"
-        );
+        eprintln!("unknown role {role}; use student, employer, school_reviewer, school_admin or platform_admin");
         return ExitCode::from(2);
     };
     let claims = crate::auth::Claims {
@@ -245,9 +247,59 @@ fn dev_token(
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "{}",
-        Keys::new(&secret).mint(&actor, chrono::Duration::days(days))
-    );
+    println!("{}", Keys::new(&secret).mint(&actor, chrono::Duration::days(days)));
+    ExitCode::SUCCESS
+}
+
+fn render(config: Config, sample: bool, case: Option<String>, preview: bool, out: &std::path::Path) -> ExitCode {
+    let result = if sample {
+        crate::render::Renderer::load(&config.templates_dir.join("agreement"))
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let doc = crate::render::AgreementDoc {
+                    number: crate::render::agreement_number(2026, "10212", 1),
+                    verification_code: "SAMPLE00".into(),
+                    verify_url: format!("{}/api/v1/verify/sample", config.base_url()),
+                    preview,
+                    data: crate::render::sample_data(),
+                };
+                r.render(&doc, true).map_err(|e| format!("{e}\n{}", e.message_zh()))
+            })
+    } else if let Some(case) = case {
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        runtime.block_on(async {
+            let app = App::build(config, Arc::new(SystemClock))
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let rendered = app.engine.render_now(&case, preview).await.map_err(|e| e.to_string())?;
+            rendered.map_err(|e| format!("{e}\n{}", e.message_zh()))
+        })
+    } else {
+        Err("say --sample or --case ID".into())
+    };
+    let rendered = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gradsign render: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stem = out.with_extension("");
+    let mut written = vec![out.to_path_buf()];
+    let mut files = vec![(out.to_path_buf(), rendered.pdf)];
+    for (i, png) in rendered.pages.into_iter().enumerate() {
+        let path = std::path::PathBuf::from(format!("{}-{}.png", stem.display(), i + 1));
+        written.push(path.clone());
+        files.push((path, png));
+    }
+    for (path, bytes) in files {
+        if let Err(e) = std::fs::write(&path, bytes) {
+            eprintln!("gradsign render: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    for path in written {
+        println!("{}", path.display());
+    }
     ExitCode::SUCCESS
 }

@@ -21,10 +21,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "GRADSIGN_DATA_DIR",
         "data folder: SQLite file, documents, outbox, generated secret (default ./data)",
     ),
-    (
-        "GRADSIGN_LISTEN",
-        "HTTP listen address (default 127.0.0.1:8080)",
-    ),
+    ("GRADSIGN_LISTEN", "HTTP listen address (default 127.0.0.1:8080)"),
     (
         "DATABASE_URL",
         "sqlite://… or postgres://… (default: sqlite file in the data folder)",
@@ -38,10 +35,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "GRADSIGN_WORKERS",
         "run the job workers inside `serve`: true (default) or false",
     ),
-    (
-        "GRADSIGN_WORKFLOWS_DIR",
-        "workflow definitions (default ./workflows)",
-    ),
+    ("GRADSIGN_WORKFLOWS_DIR", "workflow definitions (default ./workflows)"),
     (
         "GRADSIGN_WORKERS_DIR",
         "worker and cron configuration (default ./workers)",
@@ -83,6 +77,8 @@ pub struct Config {
     pub base_url: Option<String>,
     /// How often an idle worker polls its queue, in milliseconds (1000).
     pub worker_poll_ms: u64,
+    /// Largest accepted upload, in bytes (10 MB).
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
@@ -107,6 +103,7 @@ impl Default for Config {
             templates_dir: PathBuf::from("templates"),
             base_url: None,
             worker_poll_ms: 1000,
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -116,10 +113,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(redact_url),
-            )
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<hidden>"))
             .field("log_format", &self.log_format)
             .field("workers", &self.workers)
@@ -128,6 +122,7 @@ impl fmt::Debug for Config {
             .field("templates_dir", &self.templates_dir)
             .field("base_url", &self.base_url)
             .field("worker_poll_ms", &self.worker_poll_ms)
+            .field("max_upload_bytes", &self.max_upload_bytes)
             .finish()
     }
 }
@@ -138,12 +133,7 @@ fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -154,10 +144,7 @@ fn redact_url(url: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}: {message}")]
@@ -215,8 +202,7 @@ impl Config {
             };
         }
         if let Some(v) = get("GRADSIGN_WORKERS") {
-            self.workers = parse_bool(&v)
-                .ok_or_else(|| env_error("GRADSIGN_WORKERS", "expected true or false"))?;
+            self.workers = parse_bool(&v).ok_or_else(|| env_error("GRADSIGN_WORKERS", "expected true or false"))?;
         }
         if let Some(v) = get("GRADSIGN_WORKFLOWS_DIR") {
             self.workflows_dir = v.into();
@@ -231,12 +217,14 @@ impl Config {
             self.base_url = Some(v);
         }
         if let Some(v) = get("GRADSIGN_WORKER_POLL_MS") {
-            self.worker_poll_ms = v.parse().map_err(|_| {
-                env_error(
-                    "GRADSIGN_WORKER_POLL_MS",
-                    "expected a whole number of milliseconds",
-                )
-            })?;
+            self.worker_poll_ms = v
+                .parse()
+                .map_err(|_| env_error("GRADSIGN_WORKER_POLL_MS", "expected a whole number of milliseconds"))?;
+        }
+        if let Some(v) = get("GRADSIGN_MAX_UPLOAD_BYTES") {
+            self.max_upload_bytes = v
+                .parse()
+                .map_err(|_| env_error("GRADSIGN_MAX_UPLOAD_BYTES", "expected a whole number of bytes"))?;
         }
         Ok(())
     }
@@ -245,10 +233,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("gradsign.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("gradsign.db").display()),
         }
     }
 

@@ -22,4 +22,6 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod jobs;
+pub mod mail;
+pub mod render;
 pub mod store;

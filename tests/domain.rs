@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use gradsign::domain::{
-    CreditCode, Email, FieldError, IdNumber, KINDS, Phone, Postcode, Reference, ReferenceError,
-    RegionCode, Sex, known_kind, validate,
+    CreditCode, Email, FieldError, IdNumber, KINDS, Phone, Postcode, Reference, ReferenceError, RegionCode, Sex,
+    known_kind, validate,
 };
 use serde_json::{Map, Value, json};
 
@@ -30,11 +30,7 @@ fn id(s: &str) -> Result<IdNumber, FieldError> {
 
 #[test]
 fn published_credit_codes_are_accepted() {
-    for code in [
-        "91110000600037341L",
-        "91110000101623741K",
-        "911101066976941872",
-    ] {
+    for code in ["91110000600037341L", "91110000101623741K", "911101066976941872"] {
         assert_eq!(CreditCode::parse(code).unwrap().as_str(), code);
     }
 }
@@ -42,11 +38,7 @@ fn published_credit_codes_are_accepted() {
 #[test]
 fn credit_codes_with_letters_up_front_are_accepted() {
     // Computed: authority Y and a region part with letters, and a 1-category public institution.
-    for code in [
-        "Y1110000MA0000000U",
-        "91230103MA1B2C3D4L",
-        "12100000400000000W",
-    ] {
+    for code in ["Y1110000MA0000000U", "91230103MA1B2C3D4L", "12100000400000000W"] {
         assert!(CreditCode::parse(code).is_ok(), "{code}");
     }
 }
@@ -79,10 +71,7 @@ fn credit_code_length_is_eighteen() {
         CreditCode::parse("91110000600037341LL").unwrap_err().code,
         "credit_code.length"
     );
-    assert_eq!(
-        CreditCode::parse("").unwrap_err().code,
-        "credit_code.length"
-    );
+    assert_eq!(CreditCode::parse("").unwrap_err().code, "credit_code.length");
 }
 
 #[test]
@@ -112,10 +101,7 @@ fn lower_case_and_full_width_credit_codes_are_normalised() {
 #[test]
 fn credit_codes_serialise_as_strings_and_deserialise_through_parse() {
     let code = CreditCode::parse("91110000600037341l").unwrap();
-    assert_eq!(
-        serde_json::to_value(&code).unwrap(),
-        json!("91110000600037341L")
-    );
+    assert_eq!(serde_json::to_value(&code).unwrap(), json!("91110000600037341L"));
     assert_eq!(
         serde_json::from_value::<CreditCode>(json!("91110000600037341l")).unwrap(),
         code
@@ -133,57 +119,32 @@ fn the_standards_own_id_examples_are_accepted() {
         ("34052419800101001X", day(1980, 1, 1), Sex::Male),
     ] {
         let parsed = id(number).unwrap();
-        assert_eq!(
-            (parsed.birth_date(), parsed.sex()),
-            (birth, sex),
-            "{number}"
-        );
+        assert_eq!((parsed.birth_date(), parsed.sex()), (birth, sex), "{number}");
     }
 }
 
 #[test]
 fn lower_case_x_and_full_width_digits_are_normalised() {
-    assert_eq!(
-        id("11010519491231002x").unwrap().as_str(),
-        "11010519491231002X"
-    );
+    assert_eq!(id("11010519491231002x").unwrap().as_str(), "11010519491231002X");
     assert_eq!(
         id("１１０１０５１９４９１２３１００２ｘ").unwrap().as_str(),
         "11010519491231002X"
     );
-    assert_eq!(
-        id("110105 19491231 002X").unwrap().as_str(),
-        "11010519491231002X"
-    );
+    assert_eq!(id("110105 19491231 002X").unwrap().as_str(), "11010519491231002X");
 }
 
 #[test]
 fn a_wrong_id_check_digit_is_refused() {
-    assert_eq!(
-        id("110105194912310021").unwrap_err().code,
-        "id_number.checksum"
-    );
-    assert_eq!(
-        id("230103200105170028").unwrap_err().code,
-        "id_number.checksum"
-    );
+    assert_eq!(id("110105194912310021").unwrap_err().code, "id_number.checksum");
+    assert_eq!(id("230103200105170028").unwrap_err().code, "id_number.checksum");
 }
 
 #[test]
 fn id_length_and_characters_are_checked() {
-    assert_eq!(
-        id("11010519491231002").unwrap_err().code,
-        "id_number.length"
-    );
+    assert_eq!(id("11010519491231002").unwrap_err().code, "id_number.length");
     assert_eq!(id("110105194912310").unwrap_err().code, "id_number.length"); // the old 15-digit form
-    assert_eq!(
-        id("1101051949123100XX").unwrap_err().code,
-        "id_number.charset"
-    );
-    assert_eq!(
-        id("1101051949123100中2").unwrap_err().code,
-        "id_number.charset"
-    );
+    assert_eq!(id("1101051949123100XX").unwrap_err().code, "id_number.charset");
+    assert_eq!(id("1101051949123100中2").unwrap_err().code, "id_number.charset");
 }
 
 #[test]
@@ -211,11 +172,7 @@ fn a_birth_date_in_the_future_or_before_1800_is_refused() {
 fn declared_gender_is_compared_with_the_sequence_digit() {
     let female = id("230103200105170027").unwrap();
     let male = id("230103200105170019").unwrap();
-    assert!(
-        female.matches_gender("女")
-            && female.matches_gender("female")
-            && female.matches_gender("F")
-    );
+    assert!(female.matches_gender("女") && female.matches_gender("female") && female.matches_gender("F"));
     assert!(!female.matches_gender("男") && !female.matches_gender("male"));
     assert!(male.matches_gender("男") && !male.matches_gender("女"));
     assert!(!male.matches_gender("") && !male.matches_gender("unknown"));
@@ -250,28 +207,19 @@ fn graduate_plausibility_is_a_separate_check() {
 
 #[test]
 fn leap_day_births_are_real_dates() {
-    assert_eq!(
-        id("440305200002290037").unwrap().birth_date(),
-        day(2000, 2, 29)
-    );
+    assert_eq!(id("440305200002290037").unwrap().birth_date(), day(2000, 2, 29));
 }
 
 // ---------- phones, e-mail, postcodes, regions ----------
 
 #[test]
 fn phones_normalise_and_refuse_garbage() {
-    assert_eq!(
-        Phone::parse("+86 139-0451-0000").unwrap().as_str(),
-        "13904510000"
-    );
+    assert_eq!(Phone::parse("+86 139-0451-0000").unwrap().as_str(), "13904510000");
     assert_eq!(
         Phone::parse("０４５１－８６４１２１１４").unwrap().as_str(),
         "0451-86412114"
     );
-    assert_eq!(
-        Phone::parse("010-12345678-123").unwrap().as_str(),
-        "010-12345678-123"
-    );
+    assert_eq!(Phone::parse("010-12345678-123").unwrap().as_str(), "010-12345678-123");
     for bad in [
         "",
         "1390451000",
@@ -287,17 +235,8 @@ fn phones_normalise_and_refuse_garbage() {
 
 #[test]
 fn emails_lower_case_the_domain() {
-    assert_eq!(
-        Email::parse("HR@Example.COM").unwrap().as_str(),
-        "HR@example.com"
-    );
-    for bad in [
-        "hr@",
-        "hr@example",
-        "h r@example.com",
-        "hr@exa mple.com",
-        "a@b@c.cn",
-    ] {
+    assert_eq!(Email::parse("HR@Example.COM").unwrap().as_str(), "HR@example.com");
+    for bad in ["hr@", "hr@example", "h r@example.com", "hr@exa mple.com", "a@b@c.cn"] {
         assert_eq!(Email::parse(bad).unwrap_err().code, "email.format", "{bad}");
     }
 }
@@ -305,14 +244,8 @@ fn emails_lower_case_the_domain() {
 #[test]
 fn postcodes_and_region_codes() {
     assert_eq!(Postcode::parse(" 150001 ").unwrap().as_str(), "150001");
-    assert_eq!(
-        Postcode::parse("1500011").unwrap_err().code,
-        "postcode.format"
-    );
-    assert_eq!(
-        RegionCode::parse("２３０１０３").unwrap().as_str(),
-        "230103"
-    );
+    assert_eq!(Postcode::parse("1500011").unwrap_err().code, "postcode.format");
+    assert_eq!(RegionCode::parse("２３０１０３").unwrap().as_str(), "230103");
     for ok in ["110000", "710000", "810000", "820000", "650102"] {
         assert!(RegionCode::parse(ok).is_ok(), "{ok}");
     }
@@ -340,16 +273,8 @@ fn the_registry_knows_its_kinds() {
 fn the_registry_returns_normalised_values() {
     let cases = [
         ("text", json!(" 张三 "), json!("张三")),
-        (
-            "credit_code",
-            json!("91110000600037341l"),
-            json!("91110000600037341L"),
-        ),
-        (
-            "id_number",
-            json!("11010519491231002x"),
-            json!("11010519491231002X"),
-        ),
+        ("credit_code", json!("91110000600037341l"), json!("91110000600037341L")),
+        ("id_number", json!("11010519491231002x"), json!("11010519491231002X")),
         ("phone", json!("+86 13800138000"), json!("13800138000")),
         ("email", json!("a@B.cn"), json!("a@b.cn")),
         ("postcode", json!("150001"), json!("150001")),
@@ -371,23 +296,12 @@ fn the_registry_refuses_wrong_types_and_values() {
         "value.not_a_string"
     );
     assert_eq!(
-        validate("credit_code", &json!("91350211M0000XUF46"))
-            .unwrap_err()
-            .code,
+        validate("credit_code", &json!("91350211M0000XUF46")).unwrap_err().code,
         "credit_code.checksum"
     );
-    assert_eq!(
-        validate("date", &json!("2023-02-30")).unwrap_err().code,
-        "date.format"
-    );
-    assert_eq!(
-        validate("money", &json!(-5)).unwrap_err().code,
-        "money.negative"
-    );
-    assert_eq!(
-        validate("money", &json!("1.005")).unwrap_err().code,
-        "money.precision"
-    );
+    assert_eq!(validate("date", &json!("2023-02-30")).unwrap_err().code, "date.format");
+    assert_eq!(validate("money", &json!(-5)).unwrap_err().code, "money.negative");
+    assert_eq!(validate("money", &json!("1.005")).unwrap_err().code, "money.precision");
     assert_eq!(
         validate("nope", &json!("x")).unwrap_err().code,
         "validator.unknown_kind"
@@ -402,11 +316,7 @@ fn reference() -> &'static Reference {
 
 #[test]
 fn there_are_fourteen_categories_and_only_10_is_written_by_an_agreement() {
-    let codes: Vec<&str> = reference()
-        .categories()
-        .iter()
-        .map(|c| c.code.as_str())
-        .collect();
+    let codes: Vec<&str> = reference().categories().iter().map(|c| c.code.as_str()).collect();
     assert_eq!(
         codes,
         [
@@ -450,11 +360,7 @@ fn code_lists_are_loaded() {
     assert_eq!(r.code_list("job_category").unwrap().entries.len(), 18);
     assert_eq!(r.code_list("education_level").unwrap().entries.len(), 14);
     assert_eq!(
-        r.code_list("industry")
-            .unwrap()
-            .lookup("i")
-            .unwrap()
-            .name_zh,
+        r.code_list("industry").unwrap().lookup("i").unwrap().name_zh,
         "信息传输、软件和信息技术服务业"
     );
     assert!(r.code_list("no_such_list").is_none());
@@ -505,23 +411,14 @@ fn valid_registration(code: &str) -> Value {
 
 fn invalid_registration(code: &str) -> (Value, &'static str) {
     match code {
-        "10" => (
-            json!({ "credit_code": "91350211M0000XUF46" }),
-            "credit_code.checksum",
-        ),
+        "10" => (json!({ "credit_code": "91350211M0000XUF46" }), "credit_code.checksum"),
         "11" => (json!({ "unit_nature": "外企" }), "field.not_in_list"),
         "12" => (json!({ "location": "990000" }), "region_code.province"),
         "27" => (json!({ "unit_name": "" }), "field.required"),
-        "46" => (
-            json!({ "recruiting_office": "武".repeat(101) }),
-            "field.too_long",
-        ),
+        "46" => (json!({ "recruiting_office": "武".repeat(101) }), "field.too_long"),
         "50" => (json!({ "contact_phone": "12345" }), "phone.format"),
         "51" => (json!({ "project_name": null }), "field.required"),
-        "75" => (
-            json!({ "credit_code": "9111000060003734OL" }),
-            "credit_code.charset",
-        ),
+        "75" => (json!({ "credit_code": "9111000060003734OL" }), "credit_code.charset"),
         "76" => (json!({ "description": "   " }), "field.required"),
         "80" => (json!({ "degree_level": "博士后" }), "field.not_in_list"),
         "85" => (json!({ "school": 42 }), "value.not_a_string"),
@@ -546,9 +443,7 @@ fn every_category_refuses_an_invalid_registration() {
         let mut input = fields(valid_registration(&category.code));
         let (changes, expected) = invalid_registration(&category.code);
         input.extend(fields(changes));
-        let errors = reference()
-            .validate_registration(&category.code, &input)
-            .unwrap_err();
+        let errors = reference().validate_registration(&category.code, &input).unwrap_err();
         assert!(
             errors.iter().any(|e| e.code == expected),
             "{}: {:?}",
@@ -561,10 +456,7 @@ fn every_category_refuses_an_invalid_registration() {
 #[test]
 fn registration_values_come_back_normalised() {
     let mut input = fields(unit_fields());
-    input.insert(
-        "credit_code".into(),
-        json!("９１１１００００６０００３７３４１ｌ"),
-    );
+    input.insert("credit_code".into(), json!("９１１１００００６０００３７３４１ｌ"));
     input.insert("contact_phone".into(), json!("+86 138 0013 8000"));
     let out = reference().validate_registration("11", &input).unwrap();
     assert_eq!(out["credit_code"], json!("91110000600037341L"));
@@ -579,9 +471,7 @@ fn registration_values_come_back_normalised() {
 
 #[test]
 fn optional_blank_fields_are_left_out() {
-    let input = fields(
-        json!({ "unit_name": "某某大学", "location": "230103", "contact": "", "contact_phone": null }),
-    );
+    let input = fields(json!({ "unit_name": "某某大学", "location": "230103", "contact": "", "contact_phone": null }));
     let out = reference().validate_registration("271", &input).unwrap();
     assert_eq!(out.keys().collect::<Vec<_>>(), ["location", "unit_name"]);
 }
@@ -606,9 +496,7 @@ fn all_registration_errors_are_reported_at_once() {
 
 #[test]
 fn an_unknown_destination_code_is_refused() {
-    let errors = reference()
-        .validate_registration("99", &Map::new())
-        .unwrap_err();
+    let errors = reference().validate_registration("99", &Map::new()).unwrap_err();
     assert_eq!(
         (errors[0].field.as_str(), errors[0].code),
         ("destination_code", "destination.unknown")
@@ -644,8 +532,7 @@ fn required_proofs_are_counted() {
 // ---------- reference files with errors ----------
 
 fn reference_dir(name: &str, categories: &str, code_lists: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("gradsign-reference-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("gradsign-reference-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("destination_categories.toml"), categories).unwrap();
     std::fs::write(dir.join("code_lists.toml"), code_lists).unwrap();
@@ -653,21 +540,13 @@ fn reference_dir(name: &str, categories: &str, code_lists: &str) -> PathBuf {
 }
 
 fn builtin_text(file: &str) -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("reference")
-            .join(file),
-    )
-    .unwrap()
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference").join(file)).unwrap()
 }
 
 fn invalid_at(result: Result<Reference, ReferenceError>) -> (String, usize, String) {
     match result {
         Err(ReferenceError::Invalid {
-            file,
-            line,
-            message,
-            ..
+            file, line, message, ..
         }) => (file, line, message),
         other => panic!("expected an invalid-file error, got {other:?}"),
     }
@@ -689,22 +568,12 @@ fn a_syntax_error_names_the_file_and_line() {
 
 #[test]
 fn an_unknown_validator_kind_names_the_file_and_line() {
-    let categories = builtin_text("destination_categories.toml").replacen(
-        "kind = \"credit_code\"",
-        "kind = \"credit_kode\"",
-        1,
-    );
-    let expected_line = categories
-        .lines()
-        .position(|l| l.contains("credit_kode"))
-        .unwrap()
-        + 1;
+    let categories =
+        builtin_text("destination_categories.toml").replacen("kind = \"credit_code\"", "kind = \"credit_kode\"", 1);
+    let expected_line = categories.lines().position(|l| l.contains("credit_kode")).unwrap() + 1;
     let dir = reference_dir("kind", &categories, &builtin_text("code_lists.toml"));
     let (file, line, message) = invalid_at(Reference::load(&dir));
-    assert_eq!(
-        (file.as_str(), line),
-        ("destination_categories.toml", expected_line)
-    );
+    assert_eq!((file.as_str(), line), ("destination_categories.toml", expected_line));
     assert!(message.contains("credit_kode"), "{message}");
 }
 
@@ -720,28 +589,15 @@ fn a_misspelt_key_in_a_code_list_names_the_file_and_line() {
 #[test]
 fn a_duplicate_category_and_a_dangling_code_list_are_refused() {
     let lists = builtin_text("code_lists.toml");
-    let duplicate =
-        builtin_text("destination_categories.toml").replacen("code = \"11\"", "code = \"10\"", 1);
+    let duplicate = builtin_text("destination_categories.toml").replacen("code = \"11\"", "code = \"10\"", 1);
     let (_, line, message) = invalid_at(Reference::load(reference_dir("dup", &duplicate, &lists)));
-    assert_eq!(
-        duplicate.lines().nth(line - 1).unwrap().trim(),
-        "code = \"10\""
-    );
+    assert_eq!(duplicate.lines().nth(line - 1).unwrap().trim(), "code = \"10\"");
     assert!(message.contains("duplicate"), "{message}");
 
-    let dangling = builtin_text("destination_categories.toml").replacen(
-        "code_list = \"industry\"",
-        "code_list = \"trade\"",
-        1,
-    );
+    let dangling =
+        builtin_text("destination_categories.toml").replacen("code_list = \"industry\"", "code_list = \"trade\"", 1);
     let (_, line, message) = invalid_at(Reference::load(reference_dir("list", &dangling, &lists)));
-    assert!(
-        dangling
-            .lines()
-            .nth(line - 1)
-            .unwrap()
-            .contains("\"trade\"")
-    );
+    assert!(dangling.lines().nth(line - 1).unwrap().contains("\"trade\""));
     assert!(message.contains("unknown code list"), "{message}");
 }
 
@@ -749,24 +605,14 @@ fn a_duplicate_category_and_a_dangling_code_list_are_refused() {
 fn a_missing_reference_file_names_its_path() {
     let err = Reference::load("/nonexistent/reference").unwrap_err();
     assert!(matches!(err, ReferenceError::Read { .. }));
-    assert!(
-        err.to_string().contains("destination_categories.toml"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("destination_categories.toml"), "{err}");
 }
 
 #[test]
 fn the_error_display_reads_file_line_column() {
-    let dir = reference_dir(
-        "display",
-        "[[category]]\ncode = 10\n",
-        &builtin_text("code_lists.toml"),
-    );
+    let dir = reference_dir("display", "[[category]]\ncode = 10\n", &builtin_text("code_lists.toml"));
     let rendered = Reference::load(&dir).unwrap_err().to_string();
-    assert!(
-        rendered.starts_with("destination_categories.toml:2:"),
-        "{rendered}"
-    );
+    assert!(rendered.starts_with("destination_categories.toml:2:"), "{rendered}");
 }
 
 // ---------- tidy ----------
@@ -782,11 +628,7 @@ fn every_source_file_opens_with_a_module_doc_line() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(
-                text.starts_with("//! "),
-                "{} does not open with //!",
-                path.display()
-            );
+            assert!(text.starts_with("//! "), "{} does not open with //!", path.display());
         }
     }
 }

@@ -49,16 +49,9 @@ async fn the_whole_online_path_ends_with_a_destination_record(backend: Backend) 
 
     let seen = app.case(&case, &s1).await;
     assert_eq!(action(&seen.body, "view")["enabled"], true);
-    assert_eq!(
-        action(&seen.body, "accept"),
-        &Value::Null,
-        "accept only after viewing"
-    );
+    assert_eq!(action(&seen.body, "accept"), &Value::Null, "accept only after viewing");
 
-    assert_eq!(
-        app.fire(&case, "view", &s1, json!({})).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.fire(&case, "view", &s1, json!({})).await.status, StatusCode::OK);
     let accepted = app.fire(&case, "accept", &s1, json!({})).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
     assert_eq!(accepted.body["state"], "confirming");
@@ -87,9 +80,7 @@ async fn the_whole_online_path_ends_with_a_destination_record(backend: Backend) 
     assert_eq!(destination.body["category_name"], "签就业协议形式就业");
     assert_eq!(destination.body["unit_name"], "龙江软件有限公司");
     assert_eq!(destination.body["case_id"], case.as_str());
-    let other = app
-        .get("/api/v1/students/S1/destination", &app.student("S2"))
-        .await;
+    let other = app.get("/api/v1/students/S1/destination", &app.student("S2")).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
 }
 
@@ -108,8 +99,7 @@ async fn accepting_when_the_employer_keeps_no_archive_requires_where_it_goes(bac
         .map(|f| f["name"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        fields.contains(&"terms.archive_unit".to_string())
-            && fields.contains(&"terms.hukou_address".to_string()),
+        fields.contains(&"terms.archive_unit".to_string()) && fields.contains(&"terms.hukou_address".to_string()),
         "{fields:?}"
     );
 
@@ -131,10 +121,7 @@ async fn accepting_when_the_employer_keeps_no_archive_requires_where_it_goes(bac
         .collect();
     assert!(named.contains(&"input.terms.archive_address"), "{named:?}");
     assert!(
-        missing.body["detail_zh"]
-            .as_str()
-            .unwrap()
-            .contains("请填写"),
+        missing.body["detail_zh"].as_str().unwrap().contains("请填写"),
         "{}",
         missing.body
     );
@@ -144,10 +131,7 @@ async fn accepting_when_the_employer_keeps_no_archive_requires_where_it_goes(bac
         "hukou_unit": "哈尔滨市公安局南岗分局", "hukou_address": "哈尔滨市南岗区学府路 2 号" } });
     let accepted = app.fire(&case, "accept", &s1, input).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
-    assert_eq!(
-        accepted.body["data"]["terms"]["archive_unit"],
-        "黑龙江省人才服务中心"
-    );
+    assert_eq!(accepted.body["data"]["terms"]["archive_unit"], "黑龙江省人才服务中心");
     assert_eq!(
         accepted.body["data"]["terms"]["position"], "软件工程师",
         "the invitation's terms stay"
@@ -196,10 +180,7 @@ async fn a_rejected_review_can_be_signed_again_and_resubmitted(backend: Backend)
         )
         .await;
     assert_eq!(amended.status, StatusCode::OK, "{}", amended.body);
-    assert_eq!(
-        amended.body["state"], "rejected",
-        "amending does not move the case"
-    );
+    assert_eq!(amended.body["state"], "rejected", "amending does not move the case");
     assert_eq!(
         app.fire(&case, "resign", &s1, json!({})).await.body["state"],
         "confirming"
@@ -231,10 +212,7 @@ async fn once_signed_the_other_invitations_cannot_be_accepted(backend: Backend) 
         let accept = action(&view.body, "accept");
         assert_eq!(accept["enabled"], false, "{}", view.body);
         assert!(
-            accept["reason"]["zh"]
-                .as_str()
-                .unwrap()
-                .contains("已与其他单位签约"),
+            accept["reason"]["zh"].as_str().unwrap().contains("已与其他单位签约"),
             "{accept}"
         );
         assert!(!accept["reason"]["en"].as_str().unwrap().is_empty());
@@ -261,12 +239,7 @@ async fn a_second_invitation_while_one_is_pending_is_refused(backend: Backend) {
     assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.body);
     assert_eq!(second.problem(), "claim-held");
     assert_eq!(second.body["held_by_case"], first.as_str());
-    assert!(
-        second.body["detail_zh"]
-            .as_str()
-            .unwrap()
-            .contains("尚未处理的邀请")
-    );
+    assert!(second.body["detail_zh"].as_str().unwrap().contains("尚未处理的邀请"));
     assert_eq!(
         app.invite("E2", "S1").await.status,
         StatusCode::CREATED,
@@ -306,12 +279,7 @@ async fn an_expired_invitation_frees_the_employer_to_invite_again(backend: Backe
     let expired = app
         .wait_for_case(&case, &s2, "the expiry", |c| c["state"] == "expired")
         .await;
-    let last = expired["history"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = expired["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["transition"], "expire");
     assert_eq!(last["actor"], "system");
     assert_eq!(action(&expired, "accept"), &Value::Null);
@@ -328,10 +296,7 @@ async fn an_expiry_after_the_case_moved_on_does_nothing(backend: Backend) {
     app.fire(&case, "accept", &s3, json!({})).await;
     app.clock.advance(chrono::Duration::days(30));
     let fired = app.app.engine.sweep_timers().await.unwrap();
-    assert_eq!(
-        fired, 0,
-        "the invitation's timer was cancelled when it was accepted"
-    );
+    assert_eq!(fired, 0, "the invitation's timer was cancelled when it was accepted");
     app.sweep_through_worker().await;
     let view = app.case(&case, &s3).await;
     assert_eq!(view.body["state"], "confirming");
@@ -358,13 +323,8 @@ async fn twenty_concurrent_accepts_have_exactly_one_winner(backend: Backend) {
         app.fire(&case, "view", &s4, json!({})).await;
         cases.push(case);
     }
-    let replies =
-        futures::future::join_all(cases.iter().map(|c| app.fire(c, "accept", &s4, json!({}))))
-            .await;
-    let won: Vec<_> = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .collect();
+    let replies = futures::future::join_all(cases.iter().map(|c| app.fire(c, "accept", &s4, json!({})))).await;
+    let won: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::OK).collect();
     assert_eq!(
         won.len(),
         1,
@@ -388,16 +348,8 @@ async fn twenty_concurrent_identical_invitations_make_one_case(backend: Backend)
         return;
     };
     let replies = futures::future::join_all((0..20).map(|_| app.invite("E3", "S2"))).await;
-    let created = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    assert_eq!(
-        created,
-        1,
-        "{:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
+    let created = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(created, 1, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
     assert!(
         replies
             .iter()
@@ -416,19 +368,14 @@ async fn a_transition_sent_twice_with_one_key_happens_once(backend: Backend) {
     let path = format!("/api/v1/cases/{case}/transitions/view");
     let body = json!({ "input": {} });
     let key = [("Idempotency-Key", "view-once-7f3a")];
-    let first = app
-        .request(Method::POST, &path, Some(&s1), Some(&body), &key)
-        .await;
-    let second = app
-        .request(Method::POST, &path, Some(&s1), Some(&body), &key)
-        .await;
+    let first = app.request(Method::POST, &path, Some(&s1), Some(&body), &key).await;
+    let second = app.request(Method::POST, &path, Some(&s1), Some(&body), &key).await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(second.status, StatusCode::OK);
     assert_eq!(first.body, second.body, "the same answer");
     assert_eq!(second.headers.get("idempotent-replay").unwrap(), "true");
     assert_eq!(
-        app.count(&format!("history WHERE case_id = '{case}'"))
-            .await,
+        app.count(&format!("history WHERE case_id = '{case}'")).await,
         2,
         "invite + one view"
     );
@@ -449,27 +396,12 @@ async fn a_transition_sent_twice_with_one_key_happens_once(backend: Backend) {
     let key = [("Idempotency-Key", "invite-s3")];
     let e2 = app.employer("E2");
     let a = app
-        .request(
-            Method::POST,
-            "/api/v1/cases",
-            Some(&e2),
-            Some(&invite),
-            &key,
-        )
+        .request(Method::POST, "/api/v1/cases", Some(&e2), Some(&invite), &key)
         .await;
     let b = app
-        .request(
-            Method::POST,
-            "/api/v1/cases",
-            Some(&e2),
-            Some(&invite),
-            &key,
-        )
+        .request(Method::POST, "/api/v1/cases", Some(&e2), Some(&invite), &key)
         .await;
-    assert_eq!(
-        (a.status, b.status),
-        (StatusCode::CREATED, StatusCode::CREATED)
-    );
+    assert_eq!((a.status, b.status), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(a.body["id"], b.body["id"], "one case, not two");
 }
 
@@ -520,19 +452,11 @@ async fn refused_requests_change_nothing(backend: Backend) {
     assert_eq!(wrong_role.status, StatusCode::FORBIDDEN);
     assert_eq!(wrong_role.problem(), "wrong-role");
 
-    let stranger = app
-        .fire(&case, "reject", &app.student("S2"), json!({}))
-        .await;
+    let stranger = app.fire(&case, "reject", &app.student("S2"), json!({})).await;
     assert_eq!(stranger.status, StatusCode::FORBIDDEN);
     assert_eq!(stranger.problem(), "forbidden");
-    assert_eq!(
-        app.case(&case, &app.student("S2")).await.status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.case(&case, &app.employer("E1")).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(app.case(&case, &app.student("S2")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.case(&case, &app.employer("E1")).await.status, StatusCode::FORBIDDEN);
 
     let not_now = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
     assert_eq!(not_now.status, StatusCode::CONFLICT);
@@ -551,35 +475,18 @@ async fn refused_requests_change_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        malformed.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(malformed.headers()["content-type"], "application/problem+json");
 
     let unknown_field = app
-        .request(
-            Method::POST,
-            &path,
-            Some(&s1),
-            Some(&json!({ "inptu": {} })),
-            &[],
-        )
+        .request(Method::POST, &path, Some(&s1), Some(&json!({ "inptu": {} })), &[])
         .await;
     assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown_field.body["errors"][0]["field"], "inptu");
 
-    let no_token = app
-        .request(Method::POST, &path, None, Some(&json!({})), &[])
-        .await;
+    let no_token = app.request(Method::POST, &path, None, Some(&json!({})), &[]).await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
     let bad_token = app
-        .request(
-            Method::POST,
-            &path,
-            Some("not-a-jwt"),
-            Some(&json!({})),
-            &[],
-        )
+        .request(Method::POST, &path, Some("not-a-jwt"), Some(&json!({})), &[])
         .await;
     assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED);
 

@@ -7,10 +7,7 @@ use std::{path::Path, process::Command};
 const BIN: &str = env!("CARGO_BIN_EXE_gradsign");
 
 fn original() -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/online_signing.toml"),
-    )
-    .unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/online_signing.toml")).unwrap()
 }
 
 /// Writes `source` as `online_signing.toml` in a fresh folder and checks it.
@@ -48,11 +45,7 @@ fn the_shipped_definitions_pass() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("online_signing.toml: ok"));
 }
 
@@ -90,14 +83,16 @@ fn an_unreachable_state_is_named_with_its_line() {
 
 #[test]
 fn a_bad_duration_is_named_with_its_line() {
-    let broken = original().replace(
-        "invitation_valid_for = \"7d\"",
-        "invitation_valid_for = \"7 days\"",
-    );
+    let broken = original().replace("invitation_valid_for = \"7d\"", "invitation_valid_for = \"7 days\"");
     let (ok, err, file) = check(&broken);
     assert!(!ok);
     let line = line_of(&broken, "invitation_valid_for = \"7 days\"");
-    assert!(err.contains(&format!("{file}:{line}: param `invitation_valid_for` (the default_after of field `deadline`) is not a duration")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}: param `invitation_valid_for` (the default_after of field `deadline`) is not a duration"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,10 +121,7 @@ fn a_timer_firing_a_transition_that_does_not_leave_its_state_is_refused() {
     );
     let (ok, err, _) = check(&broken);
     assert!(!ok);
-    assert!(
-        err.contains("fires `confirm`, which does not leave `invited`"),
-        "{err}"
-    );
+    assert!(err.contains("fires `confirm`, which does not leave `invited`"), "{err}");
 }
 
 #[test]

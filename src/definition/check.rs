@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::{
-    Claim, Definition, DefinitionError, Effect, Expr, Field, Form, Guard, InputRef, Message,
-    Problem, Role, State, Timer, TimerDue, Transition, duration,
+    Claim, Definition, DefinitionError, DocumentRule, Effect, Expr, Field, Form, Guard, InputRef, Message, Problem,
+    Role, State, Timer, TimerDue, Transition, UploadSlot, duration,
     raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
@@ -38,8 +38,19 @@ pub const FIELD_KINDS: &[&str] = &[
 /// The names an expression may use: the case's parties, its data, the input being
 /// submitted, the definition's params and the actor.
 pub const EXPRESSION_VARIABLES: &[&str] = &[
-    "student", "employer", "school", "data", "input", "params", "actor", "state",
+    "student",
+    "employer",
+    "school",
+    "data",
+    "input",
+    "params",
+    "actor",
+    "state",
+    "documents",
 ];
+
+/// The document slots the renderer fills.
+pub const RENDERED_SLOTS: &[&str] = &["agreement", "agreement_preview"];
 
 const CLAIM_PLACEHOLDERS: &[&str] = &["student", "employer", "school", "case"];
 
@@ -98,8 +109,7 @@ impl Checker<'_> {
     fn definition(&mut self, raw: RawDefinition) -> Definition {
         self.check_name(&raw.name);
         if let Some(code) = &raw.destination {
-            let ok = (2..=3).contains(&code.get_ref().len())
-                && code.get_ref().chars().all(|c| c.is_ascii_digit());
+            let ok = (2..=3).contains(&code.get_ref().len()) && code.get_ref().chars().all(|c| c.is_ascii_digit());
             if !ok {
                 self.problem(
                     &code.span(),
@@ -117,9 +127,10 @@ impl Checker<'_> {
             .collect();
         let forms = self.forms(&raw);
         let claims = self.claims(&raw);
-        let all_transitions: Vec<&Spanned<RawTransition>> = std::iter::once(&raw.start)
-            .chain(raw.transitions.iter())
-            .collect();
+        let uploads = self.uploads(&raw);
+        let documents = self.documents(&raw);
+        let all_transitions: Vec<&Spanned<RawTransition>> =
+            std::iter::once(&raw.start).chain(raw.transitions.iter()).collect();
         let start = self.transition(&raw.start, &raw, &forms, true);
         let transitions: Vec<Transition> = raw
             .transitions
@@ -130,12 +141,7 @@ impl Checker<'_> {
         let states: BTreeMap<String, State> = raw
             .states
             .iter()
-            .map(|(name, s)| {
-                (
-                    name.clone(),
-                    self.state(name, s, &raw, &forms, &transitions),
-                )
-            })
+            .map(|(name, s)| (name.clone(), self.state(name, s, &raw, &forms, &transitions)))
             .collect();
         if raw.states.is_empty() {
             self.problem(&raw.name.span(), "the definition has no states");
@@ -152,6 +158,8 @@ impl Checker<'_> {
             params,
             forms,
             claims,
+            uploads,
+            documents,
             start,
             states,
             transitions,
@@ -167,10 +175,7 @@ impl Checker<'_> {
         if !valid {
             self.problem(
                 &name.span(),
-                format!(
-                    "name `{}` must be lower-case letters, digits and `_`",
-                    name.get_ref()
-                ),
+                format!("name `{}` must be lower-case letters, digits and `_`", name.get_ref()),
             );
         }
         let stem = Path::new(self.file)
@@ -180,10 +185,7 @@ impl Checker<'_> {
         if !stem.is_empty() && stem != name.get_ref() && self.file.ends_with(".toml") {
             self.problem(
                 &name.span(),
-                format!(
-                    "name `{}` must match the file name `{stem}.toml`",
-                    name.get_ref()
-                ),
+                format!("name `{}` must match the file name `{stem}.toml`", name.get_ref()),
             );
         }
     }
@@ -197,10 +199,7 @@ impl Checker<'_> {
                 if !seen.insert(field.get_ref().name.clone()) {
                     self.problem(
                         &field.span(),
-                        format!(
-                            "form `{name}` has the field `{}` twice",
-                            field.get_ref().name
-                        ),
+                        format!("form `{name}` has the field `{}` twice", field.get_ref().name),
                     );
                 }
                 fields.push(self.field(field, &raw.params));
@@ -216,17 +215,14 @@ impl Checker<'_> {
         forms
     }
 
-    fn field(
-        &mut self,
-        spanned: &Spanned<RawField>,
-        params: &BTreeMap<String, Spanned<toml::Value>>,
-    ) -> Field {
+    fn field(&mut self, spanned: &Spanned<RawField>, params: &BTreeMap<String, Spanned<toml::Value>>) -> Field {
         let raw = spanned.get_ref();
         let span = spanned.span();
         let valid_name = !raw.name.is_empty()
-            && raw.name.split('.').all(|part| {
-                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            });
+            && raw
+                .name
+                .split('.')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         if !valid_name {
             self.problem(
                 &span,
@@ -255,19 +251,20 @@ impl Checker<'_> {
                 format!("field `{}` has min {min} greater than max {max}", raw.name),
             );
         }
-        let duration_of = |param: &Option<String>,
-                           what: &str,
-                           checker: &mut Self|
-         -> Option<chrono::Duration> {
+        let duration_of = |param: &Option<String>, what: &str, checker: &mut Self| -> Option<chrono::Duration> {
             let name = param.as_ref()?;
             let value = params.get(name);
-            let parsed = value
-                .and_then(|v| v.get_ref().as_str())
-                .and_then(duration::parse);
+            let parsed = value.and_then(|v| v.get_ref().as_str()).and_then(duration::parse);
             if parsed.is_none() {
                 // Point at the param when it exists (its value is what is wrong), else at the field.
                 let at = value.map(|v| v.span()).unwrap_or_else(|| span.clone());
-                checker.problem(&at, format!("param `{name}` (the {what} of field `{}`) is not a duration such as \"7d\"", raw.name));
+                checker.problem(
+                    &at,
+                    format!(
+                        "param `{name}` (the {what} of field `{}`) is not a duration such as \"7d\"",
+                        raw.name
+                    ),
+                );
             }
             parsed
         };
@@ -276,10 +273,7 @@ impl Checker<'_> {
         if raw.kind == "deadline" && (raw.default_after.is_none() || raw.max_after.is_none()) {
             self.problem(
                 &span,
-                format!(
-                    "deadline field `{}` needs default_after and max_after params",
-                    raw.name
-                ),
+                format!("deadline field `{}` needs default_after and max_after params", raw.name),
             );
         }
         Field {
@@ -315,6 +309,56 @@ impl Checker<'_> {
         claims
     }
 
+    fn uploads(&mut self, raw: &RawDefinition) -> BTreeMap<String, UploadSlot> {
+        let mut uploads = BTreeMap::new();
+        for (name, u) in &raw.uploads {
+            if u.get_ref().max_files == 0 {
+                self.problem(&u.span(), format!("upload slot `{name}` needs max_files of at least 1"));
+            }
+            uploads.insert(
+                name.clone(),
+                UploadSlot {
+                    name: name.clone(),
+                    title: u.get_ref().title.clone(),
+                    max_files: u.get_ref().max_files,
+                },
+            );
+        }
+        uploads
+    }
+
+    fn documents(&mut self, raw: &RawDefinition) -> BTreeMap<String, DocumentRule> {
+        let mut rules = BTreeMap::new();
+        for (slot, rule) in &raw.documents {
+            if !RENDERED_SLOTS.contains(&slot.as_str()) && !raw.uploads.contains_key(slot) {
+                self.problem(
+                    &rule.span(),
+                    format!(
+                        "document rule for unknown slot `{slot}`; known: {}, or an upload slot",
+                        RENDERED_SLOTS.join(", ")
+                    ),
+                );
+            }
+            for state in &rule.get_ref().readable_in {
+                if !raw.states.contains_key(state.get_ref()) {
+                    self.problem(
+                        &state.span(),
+                        format!("document `{slot}` is readable in unknown state `{}`", state.get_ref()),
+                    );
+                }
+            }
+            let title = rule.get_ref().title.clone().unwrap_or_else(|| slot.clone());
+            rules.insert(
+                slot.clone(),
+                DocumentRule {
+                    title,
+                    readable_in: rule.get_ref().readable_in.iter().map(|s| s.get_ref().clone()).collect(),
+                },
+            );
+        }
+        rules
+    }
+
     fn state(
         &mut self,
         name: &str,
@@ -327,10 +371,7 @@ impl Checker<'_> {
         let span = spanned.span();
         for claim in &s.claims {
             if !raw.claims.contains_key(claim) {
-                self.problem(
-                    &span,
-                    format!("state `{name}` holds unknown claim `{claim}`"),
-                );
+                self.problem(&span, format!("state `{name}` holds unknown claim `{claim}`"));
             }
         }
         let mut timers = Vec::new();
@@ -355,7 +396,10 @@ impl Checker<'_> {
                         .flat_map(|f| &f.fields)
                         .any(|f| &f.name == field && f.kind == "deadline");
                     if !known {
-                        self.problem(&timer.span(), format!("timer in `{name}`: `at = \"{field}\"` is not a deadline field of any form"));
+                        self.problem(
+                            &timer.span(),
+                            format!("timer in `{name}`: `at = \"{field}\"` is not a deadline field of any form"),
+                        );
                     }
                     TimerDue::At(field.clone())
                 }
@@ -371,17 +415,11 @@ impl Checker<'_> {
                 ),
                 Some(tr) if !tr.from.iter().any(|f| f == name) => self.problem(
                     &timer.span(),
-                    format!(
-                        "timer in `{name}` fires `{}`, which does not leave `{name}`",
-                        t.fire
-                    ),
+                    format!("timer in `{name}` fires `{}`, which does not leave `{name}`", t.fire),
                 ),
                 Some(tr) if tr.by != [Role::System] => self.problem(
                     &timer.span(),
-                    format!(
-                        "timer in `{name}` fires `{}`, which must be `by = \"system\"`",
-                        t.fire
-                    ),
+                    format!("timer in `{name}` fires `{}`, which must be `by = \"system\"`", t.fire),
                 ),
                 Some(_) => {}
             }
@@ -408,7 +446,10 @@ impl Checker<'_> {
             }
         }
         if on_enter.contains(&Effect::RecordDestination) && raw.destination.is_none() {
-            self.problem(&span, format!("state `{name}` records a destination but the definition names no `destination` code"));
+            self.problem(
+                &span,
+                format!("state `{name}` records a destination but the definition names no `destination` code"),
+            );
         }
         State {
             name: name.to_string(),
@@ -445,10 +486,7 @@ impl Checker<'_> {
             if !raw.states.contains_key(from.get_ref()) {
                 self.problem(
                     &from.span(),
-                    format!(
-                        "transition `{name}` leaves unknown state `{}`",
-                        from.get_ref()
-                    ),
+                    format!("transition `{name}` leaves unknown state `{}`", from.get_ref()),
                 );
             }
         }
@@ -456,16 +494,10 @@ impl Checker<'_> {
             Some(to) if !raw.states.contains_key(to.get_ref()) => {
                 self.problem(
                     &to.span(),
-                    format!(
-                        "transition `{name}` goes to unknown state `{}`",
-                        to.get_ref()
-                    ),
+                    format!("transition `{name}` goes to unknown state `{}`", to.get_ref()),
                 );
             }
-            None if is_start => self.problem(
-                &t.name.span(),
-                format!("the start transition `{name}` needs `to`"),
-            ),
+            None if is_start => self.problem(&t.name.span(), format!("the start transition `{name}` needs `to`")),
             _ => {}
         }
         let mut by = Vec::new();
@@ -514,7 +546,32 @@ impl Checker<'_> {
                 });
             }
         }
+        if let Some(slot) = &t.upload
+            && !raw.uploads.contains_key(slot.get_ref())
+        {
+            self.problem(
+                &slot.span(),
+                format!(
+                    "transition `{name}` takes uploads into unknown slot `{}`",
+                    slot.get_ref()
+                ),
+            );
+        }
+        if let Some(slot) = &t.download
+            && !RENDERED_SLOTS.contains(&slot.get_ref().as_str())
+        {
+            self.problem(
+                &slot.span(),
+                format!(
+                    "transition `{name}` records downloads of unknown document `{}`; known: {}",
+                    slot.get_ref(),
+                    RENDERED_SLOTS.join(", ")
+                ),
+            );
+        }
         Transition {
+            upload: t.upload.as_ref().map(|s| s.get_ref().clone()),
+            download: t.download.as_ref().map(|s| s.get_ref().clone()),
             name: name.clone(),
             title: t.title.clone().unwrap_or(name),
             from: t.from.iter().map(|f| f.get_ref().clone()).collect(),
@@ -563,10 +620,7 @@ impl Checker<'_> {
             if !seen.insert(t.get_ref().name.get_ref().clone()) {
                 self.problem(
                     &t.get_ref().name.span(),
-                    format!(
-                        "transition `{}` is defined twice",
-                        t.get_ref().name.get_ref()
-                    ),
+                    format!("transition `{}` is defined twice", t.get_ref().name.get_ref()),
                 );
             }
         }
@@ -593,9 +647,7 @@ impl Checker<'_> {
             if !reached.contains(name) {
                 self.problem(
                     &state.span(),
-                    format!(
-                        "state `{name}` is unreachable: no transition leads to it from the start"
-                    ),
+                    format!("state `{name}` is unreachable: no transition leads to it from the start"),
                 );
             }
             if state.get_ref().terminal && transitions.iter().any(|t| t.from.contains(name)) {
@@ -605,7 +657,10 @@ impl Checker<'_> {
                 );
             }
             if !state.get_ref().terminal && !leaves {
-                self.problem(&state.span(), format!("state `{name}` has no way out; mark it `terminal = true` or add a transition"));
+                self.problem(
+                    &state.span(),
+                    format!("state `{name}` has no way out; mark it `terminal = true` or add a transition"),
+                );
             }
         }
     }
@@ -625,10 +680,7 @@ impl Checker<'_> {
             {
                 self.problem(
                     &spanned.get_ref().name.span(),
-                    format!(
-                        "transition `{}` is by `system` but no timer fires it",
-                        t.name
-                    ),
+                    format!("transition `{}` is by `system` but no timer fires it", t.name),
                 );
             }
         }

@@ -6,27 +6,12 @@ use super::{Definition, TimerDue, duration};
 
 pub fn mermaid(def: &Definition) -> String {
     let mut out = String::from("stateDiagram-v2\n");
-    let _ = writeln!(
-        out,
-        "    %% {} ({}) version {}",
-        def.name,
-        def.title,
-        &def.hash[..12]
-    );
+    let _ = writeln!(out, "    %% {} ({}) version {}", def.name, def.title, &def.hash[..12]);
     for (name, state) in &def.states {
-        let _ = writeln!(
-            out,
-            "    {name}: {name} — {}",
-            state.title.replace(':', "∶")
-        );
+        let _ = writeln!(out, "    {name}: {name} — {}", state.title.replace(':', "∶"));
     }
     if let Some(to) = &def.start.to {
-        let _ = writeln!(
-            out,
-            "    [*] --> {to}: {} ({})",
-            def.start.name,
-            roles(&def.start.by)
-        );
+        let _ = writeln!(out, "    [*] --> {to}: {} ({})", def.start.name, roles(&def.start.by));
     }
     for t in &def.transitions {
         for from in &t.from {
@@ -57,8 +42,5 @@ pub fn mermaid(def: &Definition) -> String {
 }
 
 fn roles(by: &[super::Role]) -> String {
-    by.iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(" | ")
+    by.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" | ")
 }

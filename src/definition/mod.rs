@@ -43,9 +43,7 @@ pub struct DefinitionError {
 }
 
 /// Who fires a transition. `System` is the engine itself, on a timer.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Student,
@@ -121,6 +119,8 @@ pub struct Definition {
     pub params: BTreeMap<String, toml::Value>,
     pub forms: BTreeMap<String, Form>,
     pub claims: BTreeMap<String, Claim>,
+    pub uploads: BTreeMap<String, UploadSlot>,
+    pub documents: BTreeMap<String, DocumentRule>,
     pub start: Transition,
     pub states: BTreeMap<String, State>,
     pub transitions: Vec<Transition>,
@@ -145,6 +145,21 @@ pub struct Field {
     pub default_after: Option<Duration>,
     #[serde(skip)]
     pub max_after: Option<Duration>,
+}
+
+/// A slot people upload files into (a stamped scan, proofs).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadSlot {
+    pub name: String,
+    pub title: String,
+    pub max_files: usize,
+}
+
+/// When the student and the employer may read a rendered document.
+#[derive(Debug, Clone)]
+pub struct DocumentRule {
+    pub title: String,
+    pub readable_in: Vec<String>,
 }
 
 /// A key that at most one case may hold at a time, e.g. `destination:{student}`.
@@ -190,15 +205,30 @@ pub enum Effect {
     RecordDestination,
     /// Withdraw the destination record this case wrote (R18).
     WithdrawDestination,
+    /// Issue the agreement number (协议书编号) and verification code, once per case.
+    AssignAgreementNumber,
+    /// Render the agreement (PDF and page images) into the `agreement` slot, by a job.
+    RenderAgreement,
+    /// Render the watermarked preview into the `agreement_preview` slot, by a job.
+    RenderPreview,
 }
 
 impl Effect {
-    pub const ALL: [Effect; 2] = [Effect::RecordDestination, Effect::WithdrawDestination];
+    pub const ALL: [Effect; 5] = [
+        Effect::RecordDestination,
+        Effect::WithdrawDestination,
+        Effect::AssignAgreementNumber,
+        Effect::RenderAgreement,
+        Effect::RenderPreview,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Effect::RecordDestination => "record_destination",
             Effect::WithdrawDestination => "withdraw_destination",
+            Effect::AssignAgreementNumber => "assign_agreement_number",
+            Effect::RenderAgreement => "render_agreement",
+            Effect::RenderPreview => "render_preview",
         }
     }
 }
@@ -213,6 +243,10 @@ pub struct Transition {
     pub by: Vec<Role>,
     pub input: Vec<InputRef>,
     pub guards: Vec<Guard>,
+    /// Fired by uploading into this slot.
+    pub upload: Option<String>,
+    /// Fired (recorded) by downloading this document slot.
+    pub download: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,21 +291,22 @@ impl Definition {
     }
 
     /// The transitions that may leave `state`, in file order.
-    pub fn transitions_from<'a>(
-        &'a self,
-        state: &'a str,
-    ) -> impl Iterator<Item = &'a Transition> + 'a {
+    pub fn transitions_from<'a>(&'a self, state: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
         self.transitions
             .iter()
             .filter(move |t| t.from.iter().any(|s| s == state))
     }
 
+    /// Whether a student or employer may read documents of `slot` in `state`.
+    pub fn readable_by_parties(&self, slot: &str, state: &str) -> bool {
+        self.documents
+            .get(slot)
+            .is_none_or(|rule| rule.readable_in.iter().any(|s| s == state))
+    }
+
     /// A param as a duration (checked at load for the params used as durations).
     pub fn duration_param(&self, name: &str) -> Option<Duration> {
-        self.params
-            .get(name)
-            .and_then(|v| v.as_str())
-            .and_then(duration::parse)
+        self.params.get(name).and_then(|v| v.as_str()).and_then(duration::parse)
     }
 
     /// The params as JSON, for expressions (`params.invitation_valid_for`).

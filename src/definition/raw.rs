@@ -21,6 +21,12 @@ pub struct RawDefinition {
     pub forms: BTreeMap<String, Spanned<RawForm>>,
     #[serde(default)]
     pub claims: BTreeMap<String, Spanned<RawClaim>>,
+    /// Files people upload, by slot.
+    #[serde(default)]
+    pub uploads: BTreeMap<String, Spanned<RawUpload>>,
+    /// Who may read rendered documents when, by slot.
+    #[serde(default)]
+    pub documents: BTreeMap<String, Spanned<RawDocumentRule>>,
     pub start: Spanned<RawTransition>,
     #[serde(default)]
     pub states: BTreeMap<String, Spanned<RawState>>,
@@ -48,6 +54,27 @@ pub struct RawField {
     pub default_after: Option<String>,
     /// `deadline` fields: the param giving the longest distance from now.
     pub max_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    pub title: String,
+    #[serde(default = "one")]
+    pub max_files: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocumentRule {
+    pub title: Option<String>,
+    /// States in which the student and the employer may read it (school staff and
+    /// platform admins always may).
+    pub readable_in: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +136,10 @@ pub struct RawTransition {
     pub input: Vec<Spanned<RawInput>>,
     #[serde(default)]
     pub guards: Vec<Spanned<RawGuard>>,
+    /// The transition is fired by uploading a file into this slot.
+    pub upload: Option<Spanned<String>>,
+    /// The transition is fired (recorded) when the actor downloads this document slot.
+    pub download: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -60,11 +60,7 @@ impl Registry {
 
     /// A pinned version, if this process has compiled it.
     pub fn by_hash(&self, hash: &str) -> Option<Arc<Definition>> {
-        self.by_hash
-            .read()
-            .expect("registry lock poisoned")
-            .get(hash)
-            .cloned()
+        self.by_hash.read().expect("registry lock poisoned").get(hash).cloned()
     }
 
     /// The `*.toml` files of a folder (shared with the workers' configuration).

@@ -88,14 +88,8 @@ mod tests {
     fn region_codes_need_a_known_province() {
         assert_eq!(RegionCode::parse("230103").unwrap().province(), "23");
         assert!(RegionCode::parse("230000").unwrap().is_province_level());
-        assert_eq!(
-            RegionCode::parse("990000").unwrap_err().code,
-            "region_code.province"
-        );
-        assert_eq!(
-            RegionCode::parse("10000").unwrap_err().code,
-            "region_code.format"
-        );
+        assert_eq!(RegionCode::parse("990000").unwrap_err().code, "region_code.province");
+        assert_eq!(RegionCode::parse("10000").unwrap_err().code, "region_code.format");
     }
 
     #[test]

@@ -9,9 +9,7 @@ use super::text::to_half_width;
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of positions 1–17: 3^(i−1) mod 31 (checked by a unit test).
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 const LENGTH: usize = 18;
 
@@ -75,17 +73,11 @@ fn parse_shape(input: &str) -> Result<String, FieldError> {
             format!("must be 18 characters, got {count}"),
         ));
     }
-    if let Some((position, bad)) = code
-        .chars()
-        .enumerate()
-        .find(|(_, c)| value_of(*c).is_none())
-    {
+    if let Some((position, bad)) = code.chars().enumerate().find(|(_, c)| value_of(*c).is_none()) {
         let position = position + 1;
         return Err(FieldError::new(
             "credit_code.charset",
-            format!(
-                "统一社会信用代码第{position}位“{bad}”无效（只含数字和除 I、O、S、V、Z 外的大写字母）"
-            ),
+            format!("统一社会信用代码第{position}位“{bad}”无效（只含数字和除 I、O、S、V、Z 外的大写字母）"),
             format!(
                 "character {position} ('{bad}') is not allowed; only digits and capital letters except i, o, s, v, z"
             ),
@@ -95,10 +87,7 @@ fn parse_shape(input: &str) -> Result<String, FieldError> {
 }
 
 fn value_of(c: char) -> Option<u32> {
-    ALPHABET
-        .iter()
-        .position(|&a| a as char == c)
-        .map(|i| i as u32)
+    ALPHABET.iter().position(|&a| a as char == c).map(|i| i as u32)
 }
 
 /// The check character for the first 17 characters (already known to be in the alphabet).
@@ -132,11 +121,7 @@ pub(crate) mod tests {
 
     #[test]
     fn published_examples_pass() {
-        for code in [
-            "91110000600037341L",
-            "91110000101623741K",
-            "911101066976941872",
-        ] {
+        for code in ["91110000600037341L", "91110000101623741K", "911101066976941872"] {
             assert_eq!(CreditCode::parse(code).unwrap().as_str(), code);
         }
     }
@@ -151,9 +136,7 @@ pub(crate) mod tests {
     fn override_path_keeps_shape_checks() {
         assert!(CreditCode::parse_ignoring_checksum("91350211M0000XUF46").is_ok());
         assert_eq!(
-            CreditCode::parse_ignoring_checksum("9135021")
-                .unwrap_err()
-                .code,
+            CreditCode::parse_ignoring_checksum("9135021").unwrap_err().code,
             "credit_code.length"
         );
     }

@@ -116,9 +116,8 @@ fn check_shape(id: &str) -> Result<(), FieldError> {
         ));
     }
     // `is_ascii` first: slicing a string with a multi-byte character at byte 17 would panic.
-    let well_formed = id.is_ascii()
-        && all_digits(&id[..17])
-        && (id.as_bytes()[17].is_ascii_digit() || id.as_bytes()[17] == b'X');
+    let well_formed =
+        id.is_ascii() && all_digits(&id[..17]) && (id.as_bytes()[17].is_ascii_digit() || id.as_bytes()[17] == b'X');
     if !well_formed {
         return Err(FieldError::new(
             "id_number.charset",
@@ -155,11 +154,7 @@ fn check_birth_date(yyyymmdd: &str, today: NaiveDate) -> Result<(), FieldError> 
 }
 
 fn check_digit(first17: &[u8]) -> u8 {
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(&d, w)| u32::from(d - b'0') * w)
-        .sum();
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(&d, w)| u32::from(d - b'0') * w).sum();
     CHECK[(sum % 11) as usize]
 }
 
@@ -198,15 +193,11 @@ pub(crate) mod tests {
     fn sequence_parity_gives_sex() {
         let today = day(2024, 1, 1);
         assert_eq!(
-            IdNumber::parse_on("11010519491231002X", today)
-                .unwrap()
-                .sex(),
+            IdNumber::parse_on("11010519491231002X", today).unwrap().sex(),
             Sex::Female
         );
         assert_eq!(
-            IdNumber::parse_on("440524188001010014", today)
-                .unwrap()
-                .sex(),
+            IdNumber::parse_on("440524188001010014", today).unwrap().sex(),
             Sex::Male
         );
     }

@@ -16,6 +16,7 @@ mod codes;
 mod credit_code;
 mod email;
 mod error;
+pub mod files;
 mod id_number;
 mod newtype;
 mod phone;
@@ -31,7 +32,7 @@ pub use error::FieldError;
 pub use id_number::{IdNumber, Sex};
 pub use phone::{Phone, PhoneKind};
 pub use reference::{
-    CATEGORIES_FILE, CODE_LISTS_FILE, Category, CodeEntry, CodeList, FieldSpec, ProofSpec,
-    Reference, ReferenceError, Subcategory,
+    CATEGORIES_FILE, CODE_LISTS_FILE, Category, CodeEntry, CodeList, FieldSpec, ProofSpec, Reference, ReferenceError,
+    Subcategory,
 };
 pub use validators::{KINDS, known_kind, validate};

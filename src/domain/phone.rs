@@ -21,10 +21,7 @@ string_newtype!(Phone);
 impl Phone {
     pub fn parse(input: &str) -> Result<Self, FieldError> {
         // Spaces are only for reading; dashes are kept for now because they mark a landline extension.
-        let compact: String = to_half_width(input)
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let compact: String = to_half_width(input).chars().filter(|c| !c.is_whitespace()).collect();
         parse_mobile(&compact)
             .or_else(|| parse_landline(&compact))
             .map(Self)
@@ -53,10 +50,7 @@ fn parse_mobile(compact: &str) -> Option<String> {
         .iter()
         .find_map(|p| digits.strip_prefix(p).filter(|rest| rest.len() == 11))
         .unwrap_or(&digits);
-    let ok = digits.len() == 11
-        && all_digits(digits)
-        && digits.starts_with('1')
-        && digits.as_bytes()[1] >= b'3';
+    let ok = digits.len() == 11 && all_digits(digits) && digits.starts_with('1') && digits.as_bytes()[1] >= b'3';
     ok.then(|| digits.to_string())
 }
 
@@ -74,9 +68,7 @@ fn parse_landline(compact: &str) -> Option<String> {
         [joined] if is_joined(joined) => Some(joined.to_string()),
         [area, local] if is_area(area) && is_local(local) => Some(format!("{area}-{local}")),
         [joined, ext] if is_joined(joined) && is_ext(ext) => Some(format!("{joined}-{ext}")),
-        [area, local, ext] if is_area(area) && is_local(local) && is_ext(ext) => {
-            Some(format!("{area}-{local}-{ext}"))
-        }
+        [area, local, ext] if is_area(area) && is_local(local) && is_ext(ext) => Some(format!("{area}-{local}-{ext}")),
         _ => None,
     }
 }
@@ -94,11 +86,7 @@ mod tests {
             "１３８００１３８０００",
         ] {
             let p = Phone::parse(input).unwrap();
-            assert_eq!(
-                (p.as_str(), p.kind()),
-                ("13800138000", PhoneKind::Mobile),
-                "{input}"
-            );
+            assert_eq!((p.as_str(), p.kind()), ("13800138000", PhoneKind::Mobile), "{input}");
         }
     }
 
@@ -110,22 +98,10 @@ mod tests {
 
     #[test]
     fn landlines_keep_area_code_and_extension() {
-        assert_eq!(
-            Phone::parse("010-12345678").unwrap().as_str(),
-            "010-12345678"
-        );
-        assert_eq!(
-            Phone::parse("0755 8888 8888").unwrap().as_str(),
-            "075588888888"
-        );
-        assert_eq!(
-            Phone::parse("0451-1234567-8021").unwrap().as_str(),
-            "0451-1234567-8021"
-        );
-        assert_eq!(
-            Phone::parse("01012345678-12").unwrap().kind(),
-            PhoneKind::Landline
-        );
+        assert_eq!(Phone::parse("010-12345678").unwrap().as_str(), "010-12345678");
+        assert_eq!(Phone::parse("0755 8888 8888").unwrap().as_str(), "075588888888");
+        assert_eq!(Phone::parse("0451-1234567-8021").unwrap().as_str(), "0451-1234567-8021");
+        assert_eq!(Phone::parse("01012345678-12").unwrap().kind(), PhoneKind::Landline);
     }
 
     #[test]

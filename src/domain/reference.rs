@@ -20,10 +20,7 @@ const BUILTIN_CATEGORIES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/reference/destination_categories.toml"
 ));
-const BUILTIN_CODE_LISTS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/reference/code_lists.toml"
-));
+const BUILTIN_CODE_LISTS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/reference/code_lists.toml"));
 
 /// A reference file could not be read or says something invalid. Every `Invalid` names the file and
 /// the 1-based line and column, because the people who fix these files are editing text, not Rust.
@@ -132,9 +129,7 @@ impl CodeList {
         let trimmed = input.trim();
         let folded = to_half_width(input);
         self.entries.iter().find(|e| {
-            e.code == folded
-                || e.name_zh == trimmed
-                || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(&folded))
+            e.code == folded || e.name_zh == trimmed || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(&folded))
         })
     }
 }
@@ -167,10 +162,7 @@ impl Reference {
     }
 
     /// Parses the two files' contents; errors are reported under the standard file names.
-    pub fn from_sources(
-        categories_toml: &str,
-        code_lists_toml: &str,
-    ) -> Result<Self, ReferenceError> {
+    pub fn from_sources(categories_toml: &str, code_lists_toml: &str) -> Result<Self, ReferenceError> {
         let code_lists = raw::parse_code_lists(&SourceFile {
             name: CODE_LISTS_FILE,
             text: code_lists_toml,
@@ -241,8 +233,7 @@ impl SourceFile<'_> {
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ReferenceError> {
-        toml::from_str(self.text)
-            .map_err(|e| self.error_at(e.span().unwrap_or(0..0), e.message().trim_end()))
+        toml::from_str(self.text).map_err(|e| self.error_at(e.span().unwrap_or(0..0), e.message().trim_end()))
     }
 
     /// Refuses a second occurrence of the same value (codes, names) within one scope.
@@ -255,10 +246,7 @@ impl SourceFile<'_> {
         if seen.insert(item.get_ref()) {
             return Ok(());
         }
-        Err(self.error_at(
-            item.span(),
-            format!("duplicate {what} '{}'", item.get_ref()),
-        ))
+        Err(self.error_at(item.span(), format!("duplicate {what} '{}'", item.get_ref())))
     }
 }
 

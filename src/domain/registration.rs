@@ -40,20 +40,12 @@ impl Reference {
                 Err(e) => errors.push(e.with_field(&spec.name)),
             }
         }
-        if errors.is_empty() {
-            Ok(normalised)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(normalised) } else { Err(errors) }
     }
 
     /// Checks that every required proof of destination `code` is uploaded at least `min_count` times.
     /// `counts` maps proof kinds to the number of files uploaded for each.
-    pub fn validate_proofs(
-        &self,
-        code: &str,
-        counts: &BTreeMap<String, u32>,
-    ) -> Result<(), Vec<FieldError>> {
+    pub fn validate_proofs(&self, code: &str, counts: &BTreeMap<String, u32>) -> Result<(), Vec<FieldError>> {
         let Some(category) = self.category(code) else {
             return Err(vec![unknown_destination(code)]);
         };
@@ -74,33 +66,18 @@ impl Reference {
                 let error = FieldError::new(
                     "proof.missing",
                     format!("请上传{}（至少{}份）", proof.label_zh, proof.min_count),
-                    format!(
-                        "{} is required (at least {})",
-                        proof.label_en, proof.min_count
-                    ),
+                    format!("{} is required (at least {})", proof.label_en, proof.min_count),
                 );
                 errors.push(error.with_field(proof.kind.as_str()));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     /// `Ok(None)` for an optional field left blank.
-    fn validate_field(
-        &self,
-        spec: &FieldSpec,
-        value: Option<&Value>,
-    ) -> Result<Option<Value>, FieldError> {
+    fn validate_field(&self, spec: &FieldSpec, value: Option<&Value>) -> Result<Option<Value>, FieldError> {
         let Some(value) = value.filter(|v| !is_blank(v)) else {
-            return if spec.required {
-                Err(required(spec))
-            } else {
-                Ok(None)
-            };
+            return if spec.required { Err(required(spec)) } else { Ok(None) };
         };
         let normalised = validate(&spec.kind, value)?;
         check_length(spec, &normalised)?;
@@ -136,10 +113,7 @@ fn check_length(spec: &FieldSpec, value: &Value) -> Result<(), FieldError> {
     Err(FieldError::new(
         "field.too_long",
         format!("{}最多{max}个字，当前{length}个字", spec.label_zh),
-        format!(
-            "{} must be at most {max} characters, got {length}",
-            spec.label_en
-        ),
+        format!("{} must be at most {max} characters, got {length}", spec.label_en),
     ))
 }
 
@@ -152,10 +126,7 @@ fn resolve_code(spec: &FieldSpec, list: &CodeList, value: &Value) -> Result<Valu
             FieldError::new(
                 "field.not_in_list",
                 format!("“{input}”不是有效的{}，请从列表中选择", spec.label_zh),
-                format!(
-                    "'{input}' is not a valid {}; choose one from the list",
-                    spec.label_en
-                ),
+                format!("'{input}' is not a valid {}; choose one from the list", spec.label_en),
             )
         })
 }

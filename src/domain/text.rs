@@ -26,10 +26,7 @@ fn half_width_char(c: char) -> char {
 
 /// Removes spaces and dashes, which people put in long numbers to read them.
 pub fn strip_separators(input: &str) -> String {
-    input
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect()
+    input.chars().filter(|c| !c.is_whitespace() && *c != '-').collect()
 }
 
 /// `true` when every character is an ASCII digit (and there is at least one).
@@ -43,10 +40,7 @@ mod tests {
 
     #[test]
     fn full_width_digits_letters_and_spaces_become_ascii() {
-        assert_eq!(
-            to_half_width("\u{3000}９１１１ａＢ－＠\u{3000}"),
-            "9111aB-@"
-        );
+        assert_eq!(to_half_width("\u{3000}９１１１ａＢ－＠\u{3000}"), "9111aB-@");
     }
 
     #[test]

@@ -89,11 +89,7 @@ fn string<'v>(kind: &str, value: &'v Value) -> Result<&'v str, FieldError> {
 fn text(value: &Value) -> Result<Value, FieldError> {
     let s = string("text", value)?.trim();
     if s.is_empty() {
-        return Err(FieldError::new(
-            "text.blank",
-            "内容不能为空",
-            "must not be blank",
-        ));
+        return Err(FieldError::new("text.blank", "内容不能为空", "must not be blank"));
     }
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(FieldError::new(
@@ -213,11 +209,7 @@ mod tests {
     fn every_listed_kind_is_handled() {
         for kind in KINDS {
             let err = validate(kind, &json!(null)).err();
-            assert_ne!(
-                err.map(|e| e.code),
-                Some("validator.unknown_kind"),
-                "{kind}"
-            );
+            assert_ne!(err.map(|e| e.code), Some("validator.unknown_kind"), "{kind}");
         }
         assert_eq!(
             validate("colour", &json!("red")).unwrap_err().code,
@@ -230,54 +222,20 @@ mod tests {
         assert_eq!(validate("money", &json!(6500)).unwrap(), json!(6500));
         assert_eq!(validate("money", &json!("6500.50")).unwrap(), json!(6500.5));
         assert_eq!(validate("money", &json!(0.1)).unwrap(), json!(0.1));
-        assert_eq!(
-            validate("money", &json!("１２.３４")).unwrap(),
-            json!(12.34)
-        );
-        assert_eq!(
-            validate("money", &json!(12.345)).unwrap_err().code,
-            "money.precision"
-        );
-        assert_eq!(
-            validate("money", &json!(-1)).unwrap_err().code,
-            "money.negative"
-        );
-        assert_eq!(
-            validate("money", &json!("-0")).unwrap_err().code,
-            "money.negative"
-        );
-        assert_eq!(
-            validate("money", &json!("abc")).unwrap_err().code,
-            "money.format"
-        );
-        assert_eq!(
-            validate("money", &json!("NaN")).unwrap_err().code,
-            "money.format"
-        );
-        assert_eq!(
-            validate("money", &json!(1e12)).unwrap_err().code,
-            "money.too_large"
-        );
+        assert_eq!(validate("money", &json!("１２.３４")).unwrap(), json!(12.34));
+        assert_eq!(validate("money", &json!(12.345)).unwrap_err().code, "money.precision");
+        assert_eq!(validate("money", &json!(-1)).unwrap_err().code, "money.negative");
+        assert_eq!(validate("money", &json!("-0")).unwrap_err().code, "money.negative");
+        assert_eq!(validate("money", &json!("abc")).unwrap_err().code, "money.format");
+        assert_eq!(validate("money", &json!("NaN")).unwrap_err().code, "money.format");
+        assert_eq!(validate("money", &json!(1e12)).unwrap_err().code, "money.too_large");
     }
 
     #[test]
     fn dates_must_be_real_and_zero_padded() {
-        assert_eq!(
-            validate("date", &json!("2024-02-29")).unwrap(),
-            json!("2024-02-29")
-        );
-        for bad in [
-            "2023-02-29",
-            "2023-6-1",
-            "2023/06/01",
-            "20230601",
-            "2023-13-01",
-        ] {
-            assert_eq!(
-                validate("date", &json!(bad)).unwrap_err().code,
-                "date.format",
-                "{bad}"
-            );
+        assert_eq!(validate("date", &json!("2024-02-29")).unwrap(), json!("2024-02-29"));
+        for bad in ["2023-02-29", "2023-6-1", "2023/06/01", "20230601", "2023-13-01"] {
+            assert_eq!(validate("date", &json!(bad)).unwrap_err().code, "date.format", "{bad}");
         }
     }
 
@@ -297,17 +255,11 @@ mod tests {
             validate("text", &json!("  哈尔滨工业大学（深圳） ")).unwrap(),
             json!("哈尔滨工业大学（深圳）")
         );
-        assert_eq!(
-            validate("text", &json!("  ")).unwrap_err().code,
-            "text.blank"
-        );
+        assert_eq!(validate("text", &json!("  ")).unwrap_err().code, "text.blank");
         assert_eq!(
             validate("text", &json!("a\u{0}b")).unwrap_err().code,
             "text.control_char"
         );
-        assert_eq!(
-            validate("text", &json!(5)).unwrap_err().code,
-            "value.not_a_string"
-        );
+        assert_eq!(validate("text", &json!(5)).unwrap_err().code, "value.not_a_string");
     }
 }

@@ -12,22 +12,13 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn new(
-        def: &Definition,
-        case: Option<&CaseRef>,
-        parties: &Parties,
-        actor: &Actor,
-        input: &Value,
-    ) -> Scope {
+    pub fn new(def: &Definition, case: Option<&CaseRef>, parties: &Parties, actor: &Actor, input: &Value) -> Scope {
         Scope {
             vars: vec![
                 ("student", parties.student.clone()),
                 ("employer", parties.employer.clone()),
                 ("school", parties.school.clone()),
-                (
-                    "data",
-                    case.map(|c| c.data.clone()).unwrap_or_else(|| json!({})),
-                ),
+                ("data", case.map(|c| c.data.clone()).unwrap_or_else(|| json!({}))),
                 ("input", input.clone()),
                 ("params", def.params_json()),
                 (
@@ -35,6 +26,10 @@ impl Scope {
                     json!({ "role": actor.role.as_str(), "party": actor.party, "school": actor.school }),
                 ),
                 ("state", json!(case.map(|c| c.state.as_str()).unwrap_or(""))),
+                (
+                    "documents",
+                    case.map(|c| c.documents.clone()).unwrap_or_else(|| json!({})),
+                ),
             ],
         }
     }
@@ -48,10 +43,7 @@ impl Scope {
         }
         match expr.program.execute(&ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "condition `{}` gave {other:?}, not true or false",
-                expr.source
-            )),
+            Ok(other) => Err(format!("condition `{}` gave {other:?}, not true or false", expr.source)),
             Err(e) => Err(format!("condition `{}` failed: {e}", expr.source)),
         }
     }

@@ -39,9 +39,7 @@ pub fn set_path(data: &mut Value, name: &str, value: Value) {
             map.insert(part.to_string(), value);
             return;
         }
-        node = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        node = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -51,15 +49,10 @@ pub fn get_path<'a>(data: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// Checks `input` against the fields of `forms`; returns the normalised values by name.
-pub fn validate(
-    forms: &[&Form],
-    input: &Value,
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
+pub fn validate(forms: &[&Form], input: &Value, now: DateTime<Utc>) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
     let Some(object) = input.as_object() else {
         return Err(vec![
-            FieldError::new("type", "输入应为 JSON 对象", "input must be a JSON object")
-                .with_field("input"),
+            FieldError::new("type", "输入应为 JSON 对象", "input must be a JSON object").with_field("input"),
         ]);
     };
     let fields: Vec<&Field> = forms.iter().flat_map(|f| &f.fields).collect();
@@ -107,11 +100,7 @@ pub fn validate(
             (None, _) => {}
         }
     }
-    if errors.is_empty() {
-        Ok(values)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(values) } else { Err(errors) }
 }
 
 fn is_blank(v: &Value) -> bool {
@@ -158,10 +147,7 @@ fn type_error(zh: &str, en: &str) -> FieldError {
 }
 
 fn text(field: &Field, value: &Value) -> Result<Value, FieldError> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| type_error("文本", "text"))?
-        .trim();
+    let s = value.as_str().ok_or_else(|| type_error("文本", "text"))?.trim();
     let chars = s.chars().count();
     if let Some(max) = field.max
         && chars > max
@@ -169,10 +155,7 @@ fn text(field: &Field, value: &Value) -> Result<Value, FieldError> {
         return Err(FieldError::new(
             "too_long",
             format!("{}最多 {max} 个字，现为 {chars} 个", label_zh(field)),
-            format!(
-                "{} takes at most {max} characters, got {chars}",
-                label_en(field)
-            ),
+            format!("{} takes at most {max} characters, got {chars}", label_en(field)),
         ));
     }
     if let Some(min) = field.min

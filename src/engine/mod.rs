@@ -8,6 +8,7 @@
 //!
 //! [`service::Engine`] runs an outcome in one database transaction through [`crate::store`].
 
+pub mod documents;
 mod expr;
 pub mod input;
 pub mod service;
@@ -59,6 +60,8 @@ pub struct CaseRef {
     pub student_id: String,
     pub employer_id: Option<String>,
     pub school_id: String,
+    /// Current documents counted by slot (uploads and renders), for conditions.
+    pub documents: Value,
 }
 
 /// The parties' reference records, as JSON (`Value::Null` when a case has none).
@@ -137,9 +140,7 @@ pub fn is_party(case: &CaseRef, actor: &Actor) -> bool {
     match actor.role {
         Role::Student => actor.party.as_deref() == Some(case.student_id.as_str()),
         Role::Employer => actor.party.is_some() && actor.party == case.employer_id,
-        Role::SchoolReviewer | Role::SchoolAdmin => {
-            actor.school.as_deref() == Some(case.school_id.as_str())
-        }
+        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.as_deref() == Some(case.school_id.as_str()),
         Role::PlatformAdmin | Role::System => true,
     }
 }
@@ -287,11 +288,7 @@ fn check_guards(t: &Transition, scope: &Scope) -> Result<(), Refusal> {
 }
 
 /// The forms a transition asks for given the case (conditions evaluated).
-pub fn applicable_forms<'d>(
-    def: &'d Definition,
-    t: &Transition,
-    scope: &Scope,
-) -> Result<Vec<&'d Form>, Refusal> {
+pub fn applicable_forms<'d>(def: &'d Definition, t: &Transition, scope: &Scope) -> Result<Vec<&'d Form>, Refusal> {
     let mut forms = Vec::new();
     for input in &t.input {
         let wanted = match &input.when {

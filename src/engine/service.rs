@@ -17,8 +17,8 @@ use crate::{
     definition::{Definition, Effect, Message, Registry, Role},
     jobs::{Job, WorkersConfig},
     store::{
-        CaseFilter, CaseRow, Db, DestinationRow, HistoryRow, PartyKind, PartyRow, StoreError,
-        TimerRow, Tx, from_millis, millis,
+        CaseFilter, CaseRow, Db, DestinationRow, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow, Tx,
+        from_millis, millis,
     },
 };
 
@@ -103,6 +103,19 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     pub clock: SharedClock,
     pub workers: Arc<WorkersConfig>,
+    pub settings: Arc<Settings>,
+    pub renderer: Arc<super::documents::LazyRenderer>,
+}
+
+/// What the engine needs to know of its surroundings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The platform's public URL, for verification links and links in mail.
+    pub base_url: String,
+    /// Key of the HMAC that makes agreement verification codes.
+    pub agreement_key: Vec<u8>,
+    /// The data folder: documents are kept under `blobs/`.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Engine {
@@ -114,15 +127,14 @@ impl Engine {
     pub async fn publish_definitions(&self) -> Result<()> {
         let mut tx = self.db.begin().await?;
         for def in self.registry.all_current() {
-            tx.save_version(def, "workflows/", millis(self.now()))
-                .await?;
+            tx.save_version(def, "workflows/", millis(self.now())).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// The definition a case pinned: from memory, or compiled from its stored source.
-    async fn definition(&self, tx: &mut Tx, hash: &str) -> Result<Arc<Definition>> {
+    pub(super) async fn definition_of(&self, tx: &mut Tx, hash: &str) -> Result<Arc<Definition>> {
         if let Some(def) = self.registry.by_hash(hash) {
             return Ok(def);
         }
@@ -136,12 +148,7 @@ impl Engine {
     }
 
     /// Starts a case of `start.workflow` on behalf of `actor`.
-    pub async fn start(
-        &self,
-        actor: &Actor,
-        start: Start,
-        idem: Option<Idempotency>,
-    ) -> Result<Answer> {
+    pub async fn start(&self, actor: &Actor, start: Start, idem: Option<Idempotency>) -> Result<Answer> {
         let def = self
             .registry
             .current(&start.workflow)
@@ -179,9 +186,7 @@ impl Engine {
                 id: student_id.clone(),
                 field: "student".into(),
             })?;
-        let employer_id = (actor.role == Role::Employer)
-            .then(|| actor.party.clone())
-            .flatten();
+        let employer_id = (actor.role == Role::Employer).then(|| actor.party.clone()).flatten();
         if let Some(id) = &employer_id
             && tx.party(PartyKind::Employer, id).await?.is_none()
         {
@@ -198,6 +203,7 @@ impl Engine {
             student_id,
             employer_id,
             school_id: student.school_id.clone().unwrap_or_default(),
+            documents: json!({}),
         };
         let parties = self.parties(&mut tx, &case).await?;
         let outcome = decide(&Request {
@@ -211,16 +217,7 @@ impl Engine {
             now,
         })?;
         let row = self
-            .apply(
-                &mut tx,
-                &def,
-                None,
-                &case,
-                &outcome,
-                actor,
-                idem.as_ref(),
-                now,
-            )
+            .apply(&mut tx, &def, None, &case, &outcome, actor, idem.as_ref(), now)
             .await?;
         self.finish(tx, &def, row, actor, idem.as_ref(), 201).await
     }
@@ -237,11 +234,8 @@ impl Engine {
     ) -> Result<Answer> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let row = tx
-            .lock_case(case_id)
-            .await?
-            .ok_or_else(|| not_found("case", case_id))?;
-        let case = case_ref(&row)?;
+        let row = tx.lock_case(case_id).await?.ok_or_else(|| not_found("case", case_id))?;
+        let case = self.case_ref(&mut tx, &row).await?;
         if !is_party(&case, actor) {
             return Err(Refusal::NotYourCase.into());
         }
@@ -252,11 +246,9 @@ impl Engine {
         if let Some(expected) = if_match
             && expected != row.version
         {
-            return Err(EngineError::Stale {
-                current: row.version,
-            });
+            return Err(EngineError::Stale { current: row.version });
         }
-        let def = self.definition(&mut tx, &row.workflow_hash).await?;
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
         let parties = self.parties(&mut tx, &case).await?;
         let outcome = decide(&Request {
             def: &def,
@@ -269,16 +261,7 @@ impl Engine {
             now,
         })?;
         let row = self
-            .apply(
-                &mut tx,
-                &def,
-                Some(&row),
-                &case,
-                &outcome,
-                actor,
-                idem.as_ref(),
-                now,
-            )
+            .apply(&mut tx, &def, Some(&row), &case, &outcome, actor, idem.as_ref(), now)
             .await?;
         self.finish(tx, &def, row, actor, idem.as_ref(), 200).await
     }
@@ -314,7 +297,7 @@ impl Engine {
     }
 
     /// Builds the answer, remembers it under the idempotency key, and commits.
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         mut tx: Tx,
         def: &Definition,
@@ -340,7 +323,7 @@ impl Engine {
     /// Writes an outcome. On a claim conflict nothing is written (the caller's
     /// transaction is dropped, which rolls it back).
     #[allow(clippy::too_many_arguments)]
-    async fn apply(
+    pub(super) async fn apply(
         &self,
         tx: &mut Tx,
         def: &Definition,
@@ -352,6 +335,10 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<CaseRow> {
         let now_ms = millis(now);
+        let mut data = outcome.data.clone();
+        if outcome.effects.contains(&Effect::AssignAgreementNumber) {
+            self.assign_agreement_number(tx, case, &mut data, now).await?;
+        }
         let row = CaseRow {
             id: case.id.clone(),
             workflow: def.name.clone(),
@@ -360,7 +347,7 @@ impl Engine {
                 .unwrap_or_else(|| def.hash.clone()),
             state: outcome.to.clone(),
             version: before.map(|b| b.version).unwrap_or(0) + 1,
-            data: outcome.data.to_string(),
+            data: data.to_string(),
             student_id: case.student_id.clone(),
             employer_id: case.employer_id.clone(),
             school_id: case.school_id.clone(),
@@ -406,13 +393,11 @@ impl Engine {
                 tx.cancel_timers(&row.id, now_ms).await?;
             }
             for timer in &outcome.timers {
-                self.set_timer(tx, &row, &timer.fire, timer.due, now_ms)
-                    .await?;
+                self.set_timer(tx, &row, &timer.fire, timer.due, now_ms).await?;
             }
         }
         for effect in &outcome.effects {
-            self.effect(tx, def, &row, &outcome.data, *effect, now_ms)
-                .await?;
+            self.effect(tx, def, &row, &outcome.data, *effect, now_ms).await?;
         }
         tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.label(),
             from = outcome.from.as_deref().unwrap_or("-"), to = %outcome.to, "transition fired");
@@ -420,14 +405,7 @@ impl Engine {
     }
 
     /// A timer row and, beside it, the apalis job that fires it on time.
-    async fn set_timer(
-        &self,
-        tx: &mut Tx,
-        row: &CaseRow,
-        fire: &str,
-        due: DateTime<Utc>,
-        now_ms: i64,
-    ) -> Result<()> {
+    async fn set_timer(&self, tx: &mut Tx, row: &CaseRow, fire: &str, due: DateTime<Utc>, now_ms: i64) -> Result<()> {
         let timer = TimerRow {
             id: Uuid::now_v7().to_string(),
             case_id: row.id.clone(),
@@ -437,8 +415,7 @@ impl Engine {
             status: "pending".into(),
         };
         tx.insert_timer(&timer, now_ms).await?;
-        self.push(tx, &Job::FireTimer { timer_id: timer.id }, due)
-            .await
+        self.push(tx, &Job::FireTimer { timer_id: timer.id }, due).await
     }
 
     /// Pushes a job onto the queue configured for its kind, in the caller's transaction.
@@ -487,11 +464,57 @@ impl Engine {
                 })
                 .await?;
             }
-            Effect::WithdrawDestination => {
-                tx.withdraw_destination(&row.student_id, &row.id).await?
-            }
+            Effect::WithdrawDestination => tx.withdraw_destination(&row.student_id, &row.id).await?,
+            Effect::AssignAgreementNumber => {} // done before the row was written
+            Effect::RenderAgreement => self.request_render(tx, row, "agreement", now_ms).await?,
+            Effect::RenderPreview => self.request_render(tx, row, "agreement_preview", now_ms).await?,
         }
         Ok(())
+    }
+
+    /// Issues the agreement number (协议书编号: year, school, serial, check character)
+    /// and its verification code, once per case.
+    async fn assign_agreement_number(
+        &self,
+        tx: &mut Tx,
+        case: &CaseRef,
+        data: &mut Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if data.pointer("/agreement/number").is_some() {
+            return Ok(());
+        }
+        let year = chrono::Datelike::year(&now.with_timezone(&chrono_tz::Asia::Shanghai));
+        let seq = tx.next_counter(&format!("agreement:{}:{year}", case.school_id)).await?;
+        let number = crate::render::agreement_number(year, &case.school_id, seq as u64);
+        let code = crate::render::verification_code(&self.settings.agreement_key, &number);
+        tx.insert_agreement(&number, &case.id, &code, millis(now)).await?;
+        super::input::set_path(
+            data,
+            "agreement",
+            json!({ "number": number, "verification_code": code, "issued_at": now.to_rfc3339() }),
+        );
+        Ok(())
+    }
+
+    /// Marks a render as pending and pushes the job that does it.
+    async fn request_render(&self, tx: &mut Tx, row: &CaseRow, slot: &str, now_ms: i64) -> Result<()> {
+        tx.set_render(&crate::store::RenderRow {
+            case_id: row.id.clone(),
+            slot: slot.to_string(),
+            case_version: row.version,
+            status: "pending".into(),
+            attempts: 0,
+            error: None,
+            updated_at: now_ms,
+        })
+        .await?;
+        let job = Job::Render {
+            case_id: row.id.clone(),
+            slot: slot.to_string(),
+            case_version: row.version,
+        };
+        self.push(tx, &job, from_millis(now_ms)).await
     }
 
     /// Fires one timer if it is still due on a case still in its state.
@@ -516,8 +539,8 @@ impl Engine {
             tx.commit().await?;
             return Ok(TimerFired::Stale);
         }
-        let def = self.definition(&mut tx, &row.workflow_hash).await?;
-        let case = case_ref(&row)?;
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        let case = self.case_ref(&mut tx, &row).await?;
         let parties = self.parties(&mut tx, &case).await?;
         let actor = Actor::system();
         let empty = json!({});
@@ -532,17 +555,8 @@ impl Engine {
             now,
         };
         let outcome = decide(&request)?;
-        self.apply(
-            &mut tx,
-            &def,
-            Some(&row),
-            &case,
-            &outcome,
-            &actor,
-            None,
-            now,
-        )
-        .await?;
+        self.apply(&mut tx, &def, Some(&row), &case, &outcome, &actor, None, now)
+            .await?;
         tx.finish_timer(&timer.id, "fired", millis(now)).await?;
         tx.commit().await?;
         Ok(TimerFired::Fired)
@@ -581,27 +595,18 @@ impl Engine {
     /// A case as `actor` sees it; 403 for someone who is not a party to it.
     pub async fn view(&self, case_id: &str, actor: &Actor) -> Result<CaseView> {
         let mut tx = self.db.read().await?;
-        let row = tx
-            .case(case_id)
-            .await?
-            .ok_or_else(|| not_found("case", case_id))?;
-        if !is_party(&case_ref(&row)?, actor) {
+        let row = tx.case(case_id).await?.ok_or_else(|| not_found("case", case_id))?;
+        if !is_party(&self.case_ref(&mut tx, &row).await?, actor) {
             return Err(Refusal::NotYourCase.into());
         }
-        let def = self.definition(&mut tx, &row.workflow_hash).await?;
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
         let view = self.view_in(&mut tx, &def, &row, actor).await;
         tx.rollback().await?;
         view
     }
 
-    async fn view_in(
-        &self,
-        tx: &mut Tx,
-        def: &Definition,
-        row: &CaseRow,
-        actor: &Actor,
-    ) -> Result<CaseView> {
-        let case = case_ref(row)?;
+    async fn view_in(&self, tx: &mut Tx, def: &Definition, row: &CaseRow, actor: &Actor) -> Result<CaseView> {
+        let case = self.case_ref(tx, row).await?;
         let parties = self.parties(tx, &case).await?;
         // Which claim keys the reachable states want that another case holds.
         let mut held = Vec::new();
@@ -616,9 +621,7 @@ impl Engine {
                 }
             }
         }
-        let actions = actions(def, &case, actor, &parties, &|key| {
-            held.iter().any(|k| k == key)
-        });
+        let actions = actions(def, &case, actor, &parties, &|key| held.iter().any(|k| k == key));
         let history = tx
             .history(&row.id)
             .await?
@@ -645,12 +648,7 @@ impl Engine {
             })
             .collect();
         let state = def.state(&row.state);
-        let name = |v: &Value| {
-            v.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         Ok(CaseView {
             id: row.id.clone(),
             workflow: def.name.clone(),
@@ -738,8 +736,31 @@ impl Engine {
         }))
     }
 
+    /// The facts of a stored case the core decides on, with its current documents
+    /// counted by slot (`documents.stamped_agreement` in conditions).
+    pub(super) async fn case_ref(&self, tx: &mut Tx, row: &CaseRow) -> Result<CaseRef> {
+        let mut case = plain_case_ref(row)?;
+        let mut counts = serde_json::Map::new();
+        for d in tx
+            .documents(&row.id)
+            .await?
+            .into_iter()
+            .filter(|d| d.page == 0 && d.replaced_at.is_none())
+        {
+            let n = counts.get(&d.slot).and_then(Value::as_i64).unwrap_or(0);
+            counts.insert(d.slot, json!(n + 1));
+        }
+        case.documents = Value::Object(counts);
+        Ok(case)
+    }
+
+    /// The parties of a stored case.
+    pub(super) async fn parties_of(&self, tx: &mut Tx, row: &CaseRow) -> Result<Parties> {
+        self.parties(tx, &plain_case_ref(row)?).await
+    }
+
     /// The parties' records as JSON for conditions and views, with their names.
-    async fn parties(&self, tx: &mut Tx, case: &CaseRef) -> Result<Parties> {
+    pub(super) async fn parties(&self, tx: &mut Tx, case: &CaseRef) -> Result<Parties> {
         let record = |row: Option<PartyRow>| {
             row.map(|p: PartyRow| {
                 let mut data = p.data_json();
@@ -772,7 +793,8 @@ fn not_found(what: &'static str, id: &str) -> EngineError {
     }
 }
 
-fn case_ref(row: &CaseRow) -> Result<CaseRef> {
+/// The facts of a stored case without its document counts (for new cases).
+fn plain_case_ref(row: &CaseRow) -> Result<CaseRef> {
     Ok(CaseRef {
         id: row.id.clone(),
         state: row.state.clone(),
@@ -780,5 +802,6 @@ fn case_ref(row: &CaseRow) -> Result<CaseRef> {
         student_id: row.student_id.clone(),
         employer_id: row.employer_id.clone(),
         school_id: row.school_id.clone(),
+        documents: json!({}),
     })
 }

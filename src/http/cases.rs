@@ -77,12 +77,7 @@ fn request_hash(method: &str, path: &str, body: &Value) -> String {
     hex::encode(h.finalize())
 }
 
-fn idempotency(
-    headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    body: &Value,
-) -> Result<Option<Idempotency>, ApiError> {
+fn idempotency(headers: &HeaderMap, method: &str, path: &str, body: &Value) -> Result<Option<Idempotency>, ApiError> {
     Ok(idempotency_key(headers)?.map(|key| Idempotency {
         key,
         request_hash: request_hash(method, path, body),
@@ -180,12 +175,8 @@ pub async fn list(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid(vec![
-            crate::domain::FieldError::new(
-                "range",
-                "limit 须在 1 到 200 之间",
-                "limit must be 1 to 200",
-            )
-            .with_field("limit"),
+            crate::domain::FieldError::new("range", "limit 须在 1 到 200 之间", "limit must be 1 to 200")
+                .with_field("limit"),
         ]));
     }
     let filter = CaseFilter {
@@ -236,9 +227,6 @@ pub async fn fire(
     } else {
         body.value.input
     };
-    let a = state
-        .engine
-        .fire(&actor, &id, &name, &input, if_match, idem)
-        .await?;
+    let a = state.engine.fire(&actor, &id, &name, &input, if_match, idem).await?;
     Ok(answer(a))
 }

@@ -41,12 +41,7 @@ pub struct Problem {
 pub struct ApiError(pub Box<Problem>);
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        slug: &str,
-        en: impl Into<String>,
-        zh: impl Into<String>,
-    ) -> ApiError {
+    pub fn new(status: StatusCode, slug: &str, en: impl Into<String>, zh: impl Into<String>) -> ApiError {
         ApiError(Box::new(Problem {
             kind: format!("urn:gradsign:{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
@@ -78,16 +73,8 @@ impl ApiError {
     }
 
     pub fn invalid(errors: Vec<FieldError>) -> ApiError {
-        let en = errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let zh = errors
-            .iter()
-            .map(|e| e.zh.clone())
-            .collect::<Vec<_>>()
-            .join("；");
+        let en = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        let zh = errors.iter().map(|e| e.zh.clone()).collect::<Vec<_>>().join("；");
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", en, zh).with_errors(errors)
     }
 
@@ -129,8 +116,7 @@ fn zh_name(what: &str) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(*self.0)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -157,12 +143,10 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Refused(r) => refusal(r),
             EngineError::NotFound { what, id } => ApiError::not_found(what, &id),
-            EngineError::ClaimHeld {
-                key,
-                holder,
-                message,
-            } => ApiError::new(StatusCode::CONFLICT, "claim-held", message.en, message.zh)
-                .with_extra(serde_json::json!({ "claim": key, "held_by_case": holder })),
+            EngineError::ClaimHeld { key, holder, message } => {
+                ApiError::new(StatusCode::CONFLICT, "claim-held", message.en, message.zh)
+                    .with_extra(serde_json::json!({ "claim": key, "held_by_case": holder }))
+            }
             EngineError::Stale { current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "stale-version",
@@ -192,12 +176,8 @@ impl From<EngineError> for ApiError {
                 format!("未找到{}：{id}", zh_name(kind)),
             )
             .with_errors(vec![
-                FieldError::new(
-                    "unknown",
-                    format!("未找到{}", zh_name(kind)),
-                    format!("unknown {kind}"),
-                )
-                .with_field(field),
+                FieldError::new("unknown", format!("未找到{}", zh_name(kind)), format!("unknown {kind}"))
+                    .with_field(field),
             ]),
             EngineError::Store(e) => ApiError::internal(e),
         }
@@ -212,9 +192,7 @@ fn refusal(r: Refusal) -> ApiError {
             format!("this workflow has no transition {name}"),
             format!("此流程没有名为 {name} 的操作"),
         ),
-        Refusal::NotYourCase => {
-            ApiError::forbidden("this case is not yours", "您无权查看或操作此案件")
-        }
+        Refusal::NotYourCase => ApiError::forbidden("this case is not yours", "您无权查看或操作此案件"),
         Refusal::WrongRole {
             transition,
             role,
@@ -224,10 +202,7 @@ fn refusal(r: Refusal) -> ApiError {
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong-role",
-                format!(
-                    "{transition} is done by {}, not by a {role}",
-                    allowed.join(" or ")
-                ),
+                format!("{transition} is done by {}, not by a {role}", allowed.join(" or ")),
                 format!("此操作（{transition}）只能由 {} 执行", allowed.join("、")),
             )
         }
@@ -238,12 +213,7 @@ fn refusal(r: Refusal) -> ApiError {
             format!("案件当前状态（{state}）下不能执行此操作（{transition}）"),
         )
         .with_extra(serde_json::json!({ "state": state })),
-        Refusal::Guard(message) => ApiError::new(
-            StatusCode::CONFLICT,
-            "condition-not-met",
-            message.en,
-            message.zh,
-        ),
+        Refusal::Guard(message) => ApiError::new(StatusCode::CONFLICT, "condition-not-met", message.en, message.zh),
         Refusal::Invalid(errors) => ApiError::invalid(errors),
         Refusal::Definition(e) => ApiError::internal(format!("definition: {e}")),
     }

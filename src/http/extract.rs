@@ -17,14 +17,8 @@ pub struct Caller(pub Actor);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::Missing)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
         let token = header
             .to_str()
             .ok()
@@ -84,9 +78,7 @@ fn json_error(e: serde_json::Error) -> ApiError {
             let field = message
                 .split('`')
                 .nth(1)
-                .filter(|_| {
-                    message.starts_with("unknown field") || message.starts_with("missing field")
-                })
+                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
                 .unwrap_or("body")
                 .to_string();
             let zh = if message.starts_with("unknown field") {
@@ -117,9 +109,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         .map_err(|_| ApiError::malformed("Idempotency-Key must be visible ASCII"))?
         .trim();
     if key.is_empty() || key.len() > 200 {
-        return Err(ApiError::malformed(
-            "Idempotency-Key must be 1 to 200 characters",
-        ));
+        return Err(ApiError::malformed("Idempotency-Key must be 1 to 200 characters"));
     }
     Ok(Some(key.to_string()))
 }

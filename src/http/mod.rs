@@ -3,6 +3,7 @@
 //! domain lives here.
 
 mod cases;
+mod documents;
 pub mod error;
 mod extract;
 mod parties;
@@ -29,15 +30,17 @@ use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub keys: Arc<Keys>,
+    pub max_upload_bytes: usize,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
-    paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination),
+    paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination,
+        documents::list, documents::get, documents::upload, documents::verify),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"))
+    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"))
 )]
 pub struct ApiDoc;
 
@@ -67,7 +70,15 @@ pub fn router(state: AppState) -> Router {
         .route("/schools/{id}", put(parties::put_school))
         .route("/students/{id}", put(parties::put_student))
         .route("/employers/{id}", put(parties::put_employer))
-        .route("/students/{id}/destination", get(parties::destination));
+        .route("/students/{id}/destination", get(parties::destination))
+        .route(
+            "/cases/{id}/documents",
+            get(documents::list)
+                .post(documents::upload)
+                .layer(DefaultBodyLimit::max(state.max_upload_bytes + 64 * 1024)),
+        )
+        .route("/documents/{id}", get(documents::get))
+        .route("/verify/{number}", get(documents::verify));
     Router::new()
         .nest("/api/v1", api)
         .route("/openapi.json", get(openapi))

@@ -103,8 +103,7 @@ fn check_fields(record: &mut Map<String, Value>, kinds: &[(&str, &str)]) -> Vec<
     if let Some(name) = record.get("name").and_then(Value::as_str)
         && name.trim().is_empty()
     {
-        errors
-            .push(FieldError::new("required", "请填写名称", "name is required").with_field("name"));
+        errors.push(FieldError::new("required", "请填写名称", "name is required").with_field("name"));
     }
     errors
 }
@@ -131,11 +130,7 @@ async fn put(
         updated_at: millis(state.engine.now()),
     };
     let created = state.engine.put_party(&row).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
         status,
         Json(json!({ "kind": kind.as_str(), "id": id, "record": record })),
@@ -143,11 +138,7 @@ async fn put(
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -202,11 +193,7 @@ pub async fn put_student(
     let mut record = to_map(&body.value);
     let mut errors = check_fields(
         &mut record,
-        &[
-            ("id_number", "id_number"),
-            ("phone", "phone"),
-            ("email", "email"),
-        ],
+        &[("id_number", "id_number"), ("phone", "phone"), ("email", "email")],
     );
     if let (Some(number), Some(gender)) = (&body.value.id_number, &body.value.gender)
         && let Ok(parsed) = domain::IdNumber::parse(number)
@@ -239,14 +226,7 @@ pub async fn put_student(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    put(
-        &state,
-        PartyKind::Student,
-        &id,
-        Some(body.value.school.clone()),
-        record,
-    )
-    .await
+    put(&state, PartyKind::Student, &id, Some(body.value.school.clone()), record).await
 }
 
 /// Create or replace an employer; its credit code must pass the GB 32100 check.

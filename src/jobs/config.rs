@@ -86,8 +86,8 @@ impl WorkersConfig {
         let mut queues = Vec::new();
         let mut problems = Vec::new();
         for file in files {
-            let source = std::fs::read_to_string(&file)
-                .map_err(|e| one_problem(&file, 0, format!("cannot read: {e}")))?;
+            let source =
+                std::fs::read_to_string(&file).map_err(|e| one_problem(&file, 0, format!("cannot read: {e}")))?;
             match parse(&file.display().to_string(), &source) {
                 Ok(q) => queues.push(q),
                 Err(mut p) => problems.append(&mut p),
@@ -99,9 +99,7 @@ impl WorkersConfig {
                 problems.push(Problem {
                     file: dir.display().to_string(),
                     line: 0,
-                    message: format!(
-                        "no queue runs job kind `{kind}`; add it to the `jobs` of a queue"
-                    ),
+                    message: format!("no queue runs job kind `{kind}`; add it to the `jobs` of a queue"),
                 });
             }
         }
@@ -114,9 +112,7 @@ impl WorkersConfig {
 
     /// The queue that runs a job kind.
     pub fn queue_of(&self, kind: &str) -> Option<&QueueConfig> {
-        self.queues
-            .iter()
-            .find(|q| q.jobs.iter().any(|j| j == kind))
+        self.queues.iter().find(|q| q.jobs.iter().any(|j| j == kind))
     }
 }
 
@@ -132,9 +128,7 @@ fn one_problem(file: &Path, line: usize, message: String) -> DefinitionError {
 
 /// Parses one queue file; `file` names it in problems.
 pub fn parse(file: &str, source: &str) -> Result<QueueConfig, Vec<Problem>> {
-    let line = |span: std::ops::Range<usize>| {
-        source[..span.start.min(source.len())].matches('\n').count() + 1
-    };
+    let line = |span: std::ops::Range<usize>| source[..span.start.min(source.len())].matches('\n').count() + 1;
     let mut problems = Vec::new();
     let mut problem = |span: std::ops::Range<usize>, message: String| {
         problems.push(Problem {
@@ -191,15 +185,13 @@ pub fn parse(file: &str, source: &str) -> Result<QueueConfig, Vec<Problem>> {
                span: std::ops::Range<usize>,
                what: &str,
                problem: &mut dyn FnMut(std::ops::Range<usize>, String)| {
-        duration::parse(text)
-            .and_then(|d| d.to_std().ok())
-            .unwrap_or_else(|| {
-                problem(
-                    span,
-                    format!("{what} `{text}` is not a duration such as \"30s\" or \"5m\""),
-                );
-                Duration::ZERO
-            })
+        duration::parse(text).and_then(|d| d.to_std().ok()).unwrap_or_else(|| {
+            problem(
+                span,
+                format!("{what} `{text}` is not a duration such as \"30s\" or \"5m\""),
+            );
+            Duration::ZERO
+        })
     };
     let (backoff_first, backoff_max) = match &raw.backoff {
         Some(b) => (
@@ -226,10 +218,7 @@ pub fn parse(file: &str, source: &str) -> Result<QueueConfig, Vec<Problem>> {
         } else if !raw.jobs.iter().any(|j| j.get_ref() == c.job.get_ref()) {
             problem(
                 c.job.span(),
-                format!(
-                    "cron job `{}` is not among this queue's `jobs`",
-                    c.job.get_ref()
-                ),
+                format!("cron job `{}` is not among this queue's `jobs`", c.job.get_ref()),
             );
         }
         let schedule = cron::Schedule::from_str(c.schedule.get_ref());
@@ -291,9 +280,7 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 6);
         assert!(
-            problems[0]
-                .to_string()
-                .starts_with("workers/timers.toml:6:"),
+            problems[0].to_string().starts_with("workers/timers.toml:6:"),
             "{}",
             problems[0]
         );
@@ -301,19 +288,25 @@ mod tests {
 
     #[test]
     fn an_unknown_job_kind_is_reported_with_its_line() {
-        let problems = parse(
-            "w.toml",
-            "queue = \"q\"\njobs = [\"fire_timer\", \"make_coffee\"]\n",
-        )
-        .unwrap_err();
+        let problems = parse("w.toml", "queue = \"q\"\njobs = [\"fire_timer\", \"make_coffee\"]\n").unwrap_err();
         assert_eq!(problems[0].line, 2);
         assert!(problems[0].message.contains("make_coffee"));
     }
 
     #[test]
     fn five_field_cron_is_refused_and_six_fields_in_shanghai_are_accepted() {
-        assert!(parse("w.toml", "queue = \"q\"\njobs = [\"sweep_timers\"]\n[[cron]]\njob = \"sweep_timers\"\nschedule = \"* * * * *\"\n").is_err());
-        let q = parse("w.toml", "queue = \"q\"\njobs = [\"sweep_timers\"]\n[[cron]]\njob = \"sweep_timers\"\nschedule = \"0 0 8 * * *\"\n").unwrap();
+        assert!(
+            parse(
+                "w.toml",
+                "queue = \"q\"\njobs = [\"sweep_timers\"]\n[[cron]]\njob = \"sweep_timers\"\nschedule = \"* * * * *\"\n"
+            )
+            .is_err()
+        );
+        let q = parse(
+            "w.toml",
+            "queue = \"q\"\njobs = [\"sweep_timers\"]\n[[cron]]\njob = \"sweep_timers\"\nschedule = \"0 0 8 * * *\"\n",
+        )
+        .unwrap();
         assert_eq!(q.cron[0].timezone, chrono_tz::Asia::Shanghai);
     }
 }

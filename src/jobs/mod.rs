@@ -20,16 +20,23 @@ pub enum Job {
     FireTimer { timer_id: String },
     /// The safety net: fire every due timer whose job was lost.
     SweepTimers,
+    /// Render a case's agreement (or its preview) as it was at `case_version`.
+    Render {
+        case_id: String,
+        slot: String,
+        case_version: i64,
+    },
 }
 
 impl Job {
     /// Every kind, as `workers/*.toml` names them.
-    pub const KINDS: &'static [&'static str] = &["fire_timer", "sweep_timers"];
+    pub const KINDS: &'static [&'static str] = &["fire_timer", "sweep_timers", "render"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             Job::FireTimer { .. } => "fire_timer",
             Job::SweepTimers => "sweep_timers",
+            Job::Render { .. } => "render",
         }
     }
 

@@ -29,6 +29,14 @@ pub async fn handle(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
                 tracing::debug!(timer = %timer_id, "timer job ran before its due time");
             }
         }
+        Job::Render {
+            case_id,
+            slot,
+            case_version,
+        } => {
+            let max = engine.workers.queue_of("render").map(|q| q.max_attempts).unwrap_or(5);
+            engine.render_job(case_id, slot, *case_version, max).await?;
+        }
         Job::SweepTimers => {
             let fired = engine.sweep_timers().await?;
             if fired > 0 {
@@ -118,8 +126,7 @@ fn register_cron(monitor: Monitor, engine: &Engine, q: &QueueConfig, c: CronConf
     let engine = engine.clone();
     let queue = q.queue.clone();
     monitor.register(move |i| {
-        let job =
-            Job::periodic(&c.job).expect("cron jobs are checked when the workers' files load");
+        let job = Job::periodic(&c.job).expect("cron jobs are checked when the workers' files load");
         let engine = engine.clone();
         WorkerBuilder::new(worker_name(&format!("{queue}-cron-{}", c.job), i))
             .backend(CronScheduler::new(c.schedule.clone()).with_timezone(c.timezone))

@@ -24,8 +24,7 @@ pub struct CaseRow {
 
 impl CaseRow {
     pub fn data_json(&self) -> Result<Value> {
-        serde_json::from_str(&self.data)
-            .map_err(|e| StoreError::Corrupt(format!("case {} data: {e}", self.id)))
+        serde_json::from_str(&self.data).map_err(|e| StoreError::Corrupt(format!("case {} data: {e}", self.id)))
     }
 }
 
@@ -81,9 +80,9 @@ const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, s
 impl Tx {
     pub async fn case(&mut self, id: &str) -> Result<Option<CaseRow>> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(id)
         .fetch_optional(c)
         .await)?)
@@ -99,9 +98,9 @@ impl Tx {
                AND ($5 IS NULL OR school_id = $5) AND ($6 IS NULL OR id > $6)
              ORDER BY id LIMIT $7"
         );
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(&f.workflow)
         .bind(&f.state)
         .bind(&f.student)
@@ -143,7 +142,8 @@ impl Tx {
     }
 
     pub async fn timers_of(&mut self, case_id: &str) -> Result<Vec<TimerRow>> {
-        let sql = "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE case_id = $1 ORDER BY created_at, id";
+        let sql =
+            "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE case_id = $1 ORDER BY created_at, id";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
             .bind(case_id)
             .fetch_all(c)
@@ -168,12 +168,10 @@ impl Tx {
 
     pub async fn version_source(&mut self, hash: &str) -> Result<Option<(String, String)>> {
         let sql = "SELECT name, source FROM workflow_versions WHERE hash = $1";
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, (String, String)>(
-            sql
-        )
-        .bind(hash)
-        .fetch_optional(c)
-        .await)?)
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, (String, String)>(sql)
+            .bind(hash)
+            .fetch_optional(c)
+            .await)?)
     }
 
     /// The destination record in force for a student.
@@ -189,22 +187,18 @@ impl Tx {
 impl Tx {
     /// Reads a case for a transition, locking its row where the backend can.
     pub async fn lock_case(&mut self, id: &str) -> Result<Option<CaseRow>> {
-        let sql = format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1{}",
-            self.for_update()
-        );
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1{}", self.for_update());
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(id)
         .fetch_optional(c)
         .await)?)
     }
 
     pub async fn insert_case(&mut self, case: &CaseRow) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        );
+        let sql =
+            format!("INSERT INTO cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         on_tx!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(&case.id)
             .bind(&case.workflow)
@@ -240,16 +234,14 @@ impl Tx {
             .await
             .map(|r| r.rows_affected()))?;
         if done != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "case {} changed under its lock",
-                case.id
-            )));
+            return Err(StoreError::Corrupt(format!("case {} changed under its lock", case.id)));
         }
         Ok(())
     }
 
     pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
-        let sql = "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key)
+        let sql =
+            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(&h.case_id)
@@ -271,12 +263,7 @@ impl Tx {
     ///
     /// `ON CONFLICT DO NOTHING` rather than catching the unique violation: on
     /// PostgreSQL a violation would abort the whole transaction.
-    pub async fn take_claim(
-        &mut self,
-        key: &str,
-        case_id: &str,
-        now_ms: i64,
-    ) -> Result<Result<(), String>> {
+    pub async fn take_claim(&mut self, key: &str, case_id: &str, now_ms: i64) -> Result<Result<(), String>> {
         let sql = "INSERT INTO claims (key, case_id, taken_at) VALUES ($1, $2, $3)
                    ON CONFLICT (key) DO NOTHING RETURNING case_id";
         let taken = on_tx!(self, |c| sqlx::query_scalar::<_, String>(sql)
@@ -339,9 +326,9 @@ impl Tx {
             "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE id = $1{}",
             self.for_update()
         );
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(
-            sqlx::AssertSqlSafe(sql.as_str())
-        )
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(id)
         .fetch_optional(c)
         .await)?)
@@ -361,7 +348,8 @@ impl Tx {
 
     /// Writes the student's destination record in force (R2), replacing any earlier one.
     pub async fn record_destination(&mut self, d: &DestinationRow) -> Result<()> {
-        let sql = "INSERT INTO destinations (student_id, category_code, unit_name, location, case_id, approved_at, data)
+        let sql =
+            "INSERT INTO destinations (student_id, category_code, unit_name, location, case_id, approved_at, data)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (student_id) DO UPDATE SET category_code = excluded.category_code,
                      unit_name = excluded.unit_name, location = excluded.location, case_id = excluded.case_id,

@@ -38,10 +38,9 @@ impl Tx {
             return Ok(None);
         }
         let sql = "SELECT request_hash, status, response FROM idempotency_keys WHERE actor = $1 AND key = $2";
-        let row = on_tx!(self, |c| sqlx::query_as::<
-            _,
-            (String, Option<i64>, Option<String>),
-        >(sql)
+        let row = on_tx!(self, |c| sqlx::query_as::<_, (String, Option<i64>, Option<String>)>(
+            sql
+        )
         .bind(actor)
         .bind(key)
         .fetch_one(c)
@@ -53,15 +52,8 @@ impl Tx {
         }))
     }
 
-    pub async fn complete_key(
-        &mut self,
-        actor: &str,
-        key: &str,
-        status: u16,
-        response: &str,
-    ) -> Result<()> {
-        let sql =
-            "UPDATE idempotency_keys SET status = $1, response = $2 WHERE actor = $3 AND key = $4";
+    pub async fn complete_key(&mut self, actor: &str, key: &str, status: u16, response: &str) -> Result<()> {
+        let sql = "UPDATE idempotency_keys SET status = $1, response = $2 WHERE actor = $3 AND key = $4";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(i64::from(status))
             .bind(response)

@@ -7,13 +7,7 @@ use super::{Result, StoreError, Tx};
 
 impl Tx {
     /// Pushes one encoded job onto `queue`, to run at `run_at` (Unix seconds).
-    pub async fn push_job(
-        &mut self,
-        queue: &str,
-        payload: Vec<u8>,
-        run_at: u64,
-        max_attempts: usize,
-    ) -> Result<()> {
+    pub async fn push_job(&mut self, queue: &str, payload: Vec<u8>, run_at: u64, max_attempts: usize) -> Result<()> {
         let task = TaskBuilder::new(payload)
             .run_at_timestamp(run_at)
             .max_attempts(max_attempts)

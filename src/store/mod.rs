@@ -5,7 +5,9 @@
 //! A write that belongs to a transition goes through a [`Tx`], so the case, its
 //! history, claims, timers, projections and the apalis jobs it causes commit together.
 
+pub mod blobs;
 mod cases;
+mod documents;
 mod idempotency;
 mod jobs;
 mod parties;
@@ -19,6 +21,7 @@ use sqlx::{
 };
 
 pub use cases::{CaseFilter, CaseRow, DestinationRow, HistoryRow, TimerRow};
+pub use documents::{DocumentRow, RenderRow};
 pub use idempotency::Stored;
 pub use parties::{PartyKind, PartyRow};
 
@@ -115,9 +118,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(pool) => {
-                apalis_sqlite::SqliteStorage::<()>::migrations()
-                    .run(pool)
-                    .await?;
+                apalis_sqlite::SqliteStorage::<()>::migrations().run(pool).await?;
                 let mut ours = sqlx::migrate!("migrations/sqlite");
                 ours.dangerous_set_table_name("gradsign_migrations");
                 ours.run(pool).await?;
@@ -126,9 +127,7 @@ impl Db {
                 sqlx::query("CREATE EXTENSION IF NOT EXISTS hstore")
                     .execute(pool)
                     .await?;
-                apalis_postgres::PostgresStorage::<()>::migrations()
-                    .run(pool)
-                    .await?;
+                apalis_postgres::PostgresStorage::<()>::migrations().run(pool).await?;
                 let mut ours = sqlx::migrate!("migrations/postgres");
                 ours.dangerous_set_table_name("gradsign_migrations");
                 ours.run(pool).await?;

@@ -5,9 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gradsign::{
-    app::App, clock::ManualClock, config::Config, definition::Role, engine::Actor, jobs::Job,
-};
+use gradsign::{app::App, clock::ManualClock, config::Config, definition::Role, engine::Actor, jobs::Job};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -70,9 +68,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         match create_pg_database(&name).await {
             Ok(()) => {}
             Err(e) if std::env::var("CI").is_err() => {
-                eprintln!(
-                    "skipped: PostgreSQL is not reachable at {PG_ADMIN_URL} ({e}); CI runs this test"
-                );
+                eprintln!("skipped: PostgreSQL is not reachable at {PG_ADMIN_URL} ({e}); CI runs this test");
                 return None;
             }
             Err(e) => panic!("PostgreSQL is required in CI but {PG_ADMIN_URL} failed: {e}"),
@@ -115,13 +111,10 @@ fn uuid_like() -> String {
 
 async fn create_pg_database(name: &str) -> Result<(), String> {
     use sqlx::Connection;
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        sqlx::PgConnection::connect(PG_ADMIN_URL),
-    )
-    .await
-    .map_err(|_| "connection timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(PG_ADMIN_URL))
+        .await
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -229,18 +222,15 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.request(Method::GET, path, Some(token), None, &[])
-            .await
+        self.request(Method::GET, path, Some(token), None, &[]).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.request(Method::POST, path, Some(token), Some(body), &[])
-            .await
+        self.request(Method::POST, path, Some(token), Some(body), &[]).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.request(Method::PUT, path, Some(token), Some(body), &[])
-            .await
+        self.request(Method::PUT, path, Some(token), Some(body), &[]).await
     }
 
     pub async fn case(&self, id: &str, token: &str) -> Reply {
@@ -259,23 +249,29 @@ impl TestApp {
     /// An employer invites a student; returns the reply (201 with the case on success).
     pub async fn invite(&self, employer: &str, student: &str) -> Reply {
         let body = json!({ "workflow": "online_signing", "student": student, "input": { "terms": { "position": "软件工程师", "work_place": "哈尔滨市南岗区" } } });
-        self.post("/api/v1/cases", &self.employer(employer), &body)
-            .await
+        self.post("/api/v1/cases", &self.employer(employer), &body).await
     }
 
     /// Syncs one school, four students and three employers (E1 takes archive and
     /// hukou; E2 and E3 do not).
     pub async fn seed(&self) {
         let admin = self.admin();
-        let r = self.put(&format!("/api/v1/schools/{SCHOOL}"), &admin, &json!({ "name": "北方理工大学", "office": "就业指导中心", "phone": "0451-86412114" })).await;
+        let r = self
+            .put(
+                &format!("/api/v1/schools/{SCHOOL}"),
+                &admin,
+                &json!({ "name": "北方理工大学", "office": "就业指导中心", "phone": "0451-86412114" }),
+            )
+            .await;
         assert!(r.status.is_success(), "{:?}", r.body);
-        for (id, name) in [
-            ("S1", "李明"),
-            ("S2", "王芳"),
-            ("S3", "张伟"),
-            ("S4", "刘洋"),
-        ] {
-            let r = self.put(&format!("/api/v1/students/{id}"), &admin, &json!({ "school": SCHOOL, "name": name, "major": "计算机科学与技术", "phone": "13800138000" })).await;
+        for (id, name) in [("S1", "李明"), ("S2", "王芳"), ("S3", "张伟"), ("S4", "刘洋")] {
+            let r = self
+                .put(
+                    &format!("/api/v1/students/{id}"),
+                    &admin,
+                    &json!({ "school": SCHOOL, "name": name, "major": "计算机科学与技术", "phone": "13800138000" }),
+                )
+                .await;
             assert!(r.status.is_success(), "{:?}", r.body);
         }
         for (id, name, code, receives) in [
@@ -284,9 +280,7 @@ impl TestApp {
             ("E3", "北疆电力设计院", "911101066976941872", false),
         ] {
             let body = json!({ "name": name, "credit_code": code, "receives_archive": receives, "receives_hukou": receives, "contact": "赵主任", "phone": "0451-88886666" });
-            let r = self
-                .put(&format!("/api/v1/employers/{id}"), &admin, &body)
-                .await;
+            let r = self.put(&format!("/api/v1/employers/{id}"), &admin, &body).await;
             assert!(r.status.is_success(), "{:?}", r.body);
         }
     }
@@ -303,23 +297,34 @@ impl TestApp {
     }
 
     /// Polls a case until `pred` holds or the deadline passes (then panics).
-    pub async fn wait_for_case(
-        &self,
-        id: &str,
-        token: &str,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    pub async fn wait_for_case(&self, id: &str, token: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        // Generous: CI machines are busy, and a loaded worker is still a correct one.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
             let r = self.case(id, token).await;
             if pred(&r.body) {
                 return r.body;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}; case is {}", r.body);
+                panic!("timed out waiting for {what}; case is {}; jobs: {:?}", r.body, self.jobs().await);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The apalis jobs (queue, status, attempts, last result), for diagnosing a timeout.
+    pub async fn jobs(&self) -> Vec<(String, String, i64, Option<String>)> {
+        match &self.app.engine.db {
+            gradsign::store::Db::Sqlite(p) => sqlx::query_as("SELECT job_type, status, attempts, last_result FROM Jobs")
+                .fetch_all(p)
+                .await
+                .unwrap_or_default(),
+            gradsign::store::Db::Postgres(p) => sqlx::query_as(
+                "SELECT job_type, status, attempts::BIGINT, last_result::TEXT FROM apalis.jobs",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap_or_default(),
         }
     }
 
@@ -327,14 +332,10 @@ impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         match &self.app.engine.db {
-            gradsign::store::Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(p)
-                .await
-                .unwrap(),
-            gradsign::store::Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(p)
-                .await
-                .unwrap(),
+            gradsign::store::Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap(),
+            gradsign::store::Db::Postgres(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap()
+            }
         }
     }
 }

@@ -71,10 +71,7 @@ pub(super) fn parse_code_lists(file: &SourceFile) -> Result<Vec<CodeList>, Refer
         let mut codes = BTreeSet::new();
         for entry in &list.entries {
             if !codes.insert(entry.get_ref().code.as_str()) {
-                return Err(file.error_at(
-                    entry.span(),
-                    format!("duplicate code '{}'", entry.get_ref().code),
-                ));
+                return Err(file.error_at(entry.span(), format!("duplicate code '{}'", entry.get_ref().code)));
             }
         }
     }
@@ -106,19 +103,11 @@ pub(super) fn parse_categories(
         file.unique(&mut sub_codes, &sub.code, "subcategory code")?;
     }
     let categories = parsed.category.into_iter().map(into_category).collect();
-    let subcategories = parsed
-        .subcategory
-        .into_iter()
-        .map(into_subcategory)
-        .collect();
+    let subcategories = parsed.subcategory.into_iter().map(into_subcategory).collect();
     Ok((categories, subcategories))
 }
 
-fn check_category(
-    file: &SourceFile,
-    category: &RawCategory,
-    code_lists: &[CodeList],
-) -> Result<(), ReferenceError> {
+fn check_category(file: &SourceFile, category: &RawCategory, code_lists: &[CodeList]) -> Result<(), ReferenceError> {
     let code = category.code.get_ref();
     if code.len() != 2 || !all_digits(code) {
         return Err(file.error_at(
@@ -138,10 +127,7 @@ fn check_category(
         if let Some(list) = &field.code_list
             && !code_lists.iter().any(|l| &l.name == list.get_ref())
         {
-            let message = format!(
-                "unknown code list '{}' (not in {CODE_LISTS_FILE})",
-                list.get_ref()
-            );
+            let message = format!("unknown code list '{}' (not in {CODE_LISTS_FILE})", list.get_ref());
             return Err(file.error_at(list.span(), message));
         }
     }
@@ -155,16 +141,11 @@ fn check_subcategory(
 ) -> Result<(), ReferenceError> {
     let (code, parent) = (sub.code.get_ref(), sub.parent.get_ref());
     if code.len() != 3 || !all_digits(code) || !code.starts_with(parent.as_str()) {
-        let message = format!(
-            "subcategory code '{code}' must be three digits starting with its parent '{parent}'"
-        );
+        let message = format!("subcategory code '{code}' must be three digits starting with its parent '{parent}'");
         return Err(file.error_at(sub.code.span(), message));
     }
     if !categories.contains(parent.as_str()) {
-        return Err(file.error_at(
-            sub.parent.span(),
-            format!("parent '{parent}' is not a category"),
-        ));
+        return Err(file.error_at(sub.parent.span(), format!("parent '{parent}' is not a category")));
     }
     Ok(())
 }

@@ -1,0 +1,588 @@
+//! Documents of a case as the engine handles them: rendering the agreement (a job),
+//! listing and reading documents (firing a declared download transition), uploading
+//! files (firing a declared upload transition) and verifying an agreement number.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    Actor, Refusal, decide,
+    service::{Engine, EngineError, Result},
+};
+use crate::{
+    definition::Role,
+    render::{AgreementDoc, RenderError, Renderer},
+    store::{DocumentRow, RenderRow, StoreError, blobs::Blobs, from_millis, millis},
+};
+
+/// The renderer, loaded on first use (fonts are 15 MB) and then shared.
+#[derive(Debug, Default)]
+pub struct LazyRenderer {
+    dir: std::path::PathBuf,
+    cell: OnceLock<std::result::Result<Arc<Renderer>, String>>,
+}
+
+impl LazyRenderer {
+    pub fn new(template_dir: impl Into<std::path::PathBuf>) -> LazyRenderer {
+        LazyRenderer {
+            dir: template_dir.into(),
+            cell: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> std::result::Result<Arc<Renderer>, String> {
+        self.cell
+            .get_or_init(|| Renderer::load(&self.dir).map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Renderer")
+    }
+}
+
+/// A document as listed on a case.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentView {
+    pub id: String,
+    pub slot: String,
+    /// 0 for the document itself, n for its n-th page image.
+    pub page: i64,
+    pub content_type: String,
+    pub file_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub case_version: i64,
+    pub added_by: String,
+    pub created_at: String,
+    /// Set when a newer render replaced it; kept as history.
+    pub replaced_at: Option<String>,
+    pub url: String,
+}
+
+/// A case's documents and the state of its renders.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+    pub renders: Vec<RenderView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RenderView {
+    pub slot: String,
+    pub case_version: i64,
+    /// pending, done or failed
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub updated_at: String,
+}
+
+/// What `/verify/{number}` tells anyone: only the minimal facts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub number: String,
+    pub genuine: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub student_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employer_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// A file someone uploads, already checked for type and size by the caller.
+pub struct Upload {
+    pub slot: String,
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Engine {
+    fn blobs(&self) -> Blobs {
+        Blobs::new(self.settings.data_dir.join("blobs"))
+    }
+
+    /// The render job: renders the case as it is now if `case_version` is still the
+    /// latest request for the slot. Returns `Err` to have the job retried.
+    pub async fn render_job(&self, case_id: &str, slot: &str, case_version: i64, max_attempts: usize) -> Result<()> {
+        let mut tx = self.db.read().await?;
+        let current = tx.renders(case_id).await?.into_iter().find(|r| r.slot == slot);
+        let Some(current) = current.filter(|r| r.case_version == case_version && r.status != "done") else {
+            return Ok(()); // a newer render was asked for, or this one is done
+        };
+        let row = tx.case(case_id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "case",
+            id: case_id.into(),
+        })?;
+        let doc = self.agreement_doc(&mut tx, &row, slot == "agreement_preview").await?;
+        tx.rollback().await?;
+        let renderer = self
+            .renderer
+            .get()
+            .map_err(|e| StoreError::Corrupt(format!("the agreement template cannot load: {e}")))?;
+        let rendered = tokio::task::spawn_blocking(move || renderer.render(&doc, true))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
+        let attempts = current.attempts + 1;
+        match rendered {
+            Ok(out) => self.store_render(&row, slot, case_version, out, attempts).await,
+            Err(e) => {
+                // A missing glyph or too much text fails the same way every time: give up at once.
+                let permanent = matches!(e, RenderError::MissingGlyph { .. } | RenderError::PageCount { .. });
+                let last = permanent || attempts as usize >= max_attempts;
+                let message = format!("{} / {}", e.message_zh(), e);
+                tracing::warn!(case = %case_id, slot, attempts, error = %e, "render failed");
+                let status = if last { "failed" } else { "pending" };
+                let mut tx = self.db.begin().await?;
+                tx.set_render(&RenderRow {
+                    attempts,
+                    status: status.into(),
+                    error: Some(message.clone()),
+                    updated_at: millis(self.now()),
+                    ..current
+                })
+                .await?;
+                tx.commit().await?;
+                if last {
+                    Ok(())
+                } else {
+                    Err(StoreError::Queue(message).into())
+                }
+            }
+        }
+    }
+
+    async fn store_render(
+        &self,
+        row: &crate::store::CaseRow,
+        slot: &str,
+        version: i64,
+        out: crate::render::Rendered,
+        attempts: i64,
+    ) -> Result<()> {
+        let blobs = self.blobs();
+        let data = row.data_json()?;
+        let student = self
+            .party(crate::store::PartyKind::Student, &row.student_id)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let number = data
+            .pointer("/agreement/number")
+            .and_then(Value::as_str)
+            .unwrap_or("preview");
+        let base = if slot == "agreement" {
+            format!("就业协议书-{student}-{number}")
+        } else {
+            format!("就业协议书预览-{student}")
+        };
+        let mut files = vec![(0_i64, "application/pdf", format!("{base}.pdf"), out.pdf)];
+        for (i, png) in out.pages.into_iter().enumerate() {
+            files.push((i as i64 + 1, "image/png", format!("{base}-第{}页.png", i + 1), png));
+        }
+        let now_ms = millis(self.now());
+        let mut hashes = Vec::new();
+        let mut tx = self.db.begin().await?;
+        for (page, content_type, file_name, bytes) in files {
+            let sha = blobs
+                .put(&bytes)
+                .map_err(|e| StoreError::Queue(format!("cannot store the document: {e}")))?;
+            tx.insert_document(&DocumentRow {
+                id: Uuid::now_v7().to_string(),
+                case_id: row.id.clone(),
+                slot: slot.into(),
+                page,
+                content_type: content_type.into(),
+                file_name,
+                size: bytes.len() as i64,
+                sha256: sha.clone(),
+                case_version: version,
+                added_by: "system".into(),
+                created_at: now_ms,
+                replaced_at: None,
+            })
+            .await?;
+            hashes.push(sha);
+        }
+        tx.replace_documents(&row.id, slot, &hashes, now_ms).await?;
+        tx.set_render(&RenderRow {
+            case_id: row.id.clone(),
+            slot: slot.into(),
+            case_version: version,
+            status: "done".into(),
+            attempts,
+            error: None,
+            updated_at: now_ms,
+        })
+        .await?;
+        tx.commit().await?;
+        tracing::info!(case = %row.id, slot, version, "agreement rendered");
+        Ok(())
+    }
+
+    /// Renders a stored case's agreement as it is now (for `gradsign render --case`),
+    /// without storing anything.
+    pub async fn render_now(
+        &self,
+        case_id: &str,
+        preview: bool,
+    ) -> Result<std::result::Result<crate::render::Rendered, RenderError>> {
+        let mut tx = self.db.read().await?;
+        let row = tx.case(case_id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "case",
+            id: case_id.into(),
+        })?;
+        let doc = self.agreement_doc(&mut tx, &row, preview).await?;
+        tx.rollback().await?;
+        let renderer = self
+            .renderer
+            .get()
+            .map_err(|e| StoreError::Corrupt(format!("the agreement template cannot load: {e}")))?;
+        Ok(renderer.render(&doc, true))
+    }
+
+    /// The renderer's input for a case: parties' records overlaid with what the case
+    /// holds (an offline agreement types the employer in), terms, and the signing record.
+    async fn agreement_doc(
+        &self,
+        tx: &mut crate::store::Tx,
+        row: &crate::store::CaseRow,
+        preview: bool,
+    ) -> Result<AgreementDoc> {
+        let data = row.data_json()?;
+        let parties = self.parties_of(tx, row).await?;
+        let overlay = |party: &Value, key: &str| {
+            let mut out = party.as_object().cloned().unwrap_or_default();
+            if let Some(own) = data.get(key).and_then(Value::as_object) {
+                out.extend(own.clone());
+            }
+            Value::Object(out)
+        };
+        let history = tx.history(&row.id).await?;
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let employer_name = data
+            .pointer("/employer/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| name(&parties.employer));
+        // Who, in the agreement's own terms (甲方, 乙方, 丙方), and the transition's Chinese title.
+        let party_of = |actor: &str| -> (&'static str, String) {
+            match actor.split([':', '@']).next().unwrap_or_default() {
+                "employer" => ("employer", format!("甲方 {employer_name}")),
+                "student" => ("student", format!("乙方 {}", name(&parties.student))),
+                "school_reviewer" | "school_admin" => ("school", format!("丙方 {}", name(&parties.school))),
+                "platform_admin" => ("platform", "平台管理员".to_string()),
+                _ => ("system", "系统".to_string()),
+            }
+        };
+        let local = |ms: i64| from_millis(ms).with_timezone(&chrono_tz::Asia::Shanghai);
+        let mut dates = Map::new();
+        let mut signing = Vec::new();
+        for h in history.iter().filter(|h| h.transition != "view") {
+            let (side, who) = party_of(&h.actor);
+            let title = def
+                .transition(&h.transition)
+                .map(|t| t.title.split(" / ").next().unwrap_or_default().to_string());
+            signing.push(json!({ "who": who, "action": title.unwrap_or_else(|| h.transition.clone()), "at": local(h.at).format("%Y-%m-%d %H:%M").to_string() }));
+            dates.insert(
+                side.to_string(),
+                json!(local(h.at).format("%Y年%-m月%-d日").to_string()),
+            );
+        }
+        let mut doc_data = Map::new();
+        doc_data.insert("employer".into(), overlay(&parties.employer, "employer"));
+        let mut student = overlay(&parties.student, "student");
+        if data.pointer("/student/school").is_none() {
+            // The synced record holds the school's id; the agreement prints its name.
+            student["school"] = json!(name(&parties.school));
+        }
+        doc_data.insert("student".into(), student);
+        doc_data.insert("school".into(), overlay(&parties.school, "school"));
+        doc_data.insert("terms".into(), data.get("terms").cloned().unwrap_or(json!({})));
+        doc_data.insert("signing".into(), Value::Array(signing));
+        doc_data.insert("dates".into(), Value::Object(dates));
+        let number = data
+            .pointer("/agreement/number")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let code = data
+            .pointer("/agreement/verification_code")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let verify_url = format!("{}/api/v1/verify/{number}?code={code}", self.settings.base_url);
+        Ok(AgreementDoc {
+            number,
+            verification_code: code,
+            verify_url,
+            preview,
+            data: Value::Object(doc_data),
+        })
+    }
+
+    /// A case's documents the actor may read, newest renders first in each slot.
+    pub async fn documents(&self, case_id: &str, actor: &Actor) -> Result<DocumentList> {
+        let mut tx = self.db.read().await?;
+        let (row, def) = self.readable_case(&mut tx, case_id, actor).await?;
+        let documents = tx
+            .documents(case_id)
+            .await?
+            .into_iter()
+            .filter(|d| may_read(&def, &row.state, &d.slot, actor))
+            .map(document_view)
+            .collect();
+        let renders = tx
+            .renders(case_id)
+            .await?
+            .into_iter()
+            .map(|r| RenderView {
+                slot: r.slot,
+                case_version: r.case_version,
+                status: r.status,
+                attempts: r.attempts,
+                error: r.error,
+                updated_at: from_millis(r.updated_at).to_rfc3339(),
+            })
+            .collect();
+        tx.rollback().await?;
+        Ok(DocumentList { documents, renders })
+    }
+
+    /// One document's bytes. Reading a slot that a transition of the current state
+    /// records (`download = "agreement"`) fires that transition for the reader.
+    pub async fn read_document(&self, id: &str, actor: &Actor) -> Result<(DocumentView, Vec<u8>)> {
+        let mut tx = self.db.read().await?;
+        let doc = tx.document(id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "document",
+            id: id.into(),
+        })?;
+        let (row, def) = self.readable_case(&mut tx, &doc.case_id, actor).await?;
+        tx.rollback().await?;
+        if !may_read(&def, &row.state, &doc.slot, actor) {
+            return Err(Refusal::Guard(crate::definition::Message {
+                zh: "学校审核通过前只能查看预览，不能下载正式协议书".into(),
+                en: "the final agreement can be downloaded once the school approves it; until then only the preview"
+                    .into(),
+            })
+            .into());
+        }
+        let bytes = self
+            .blobs()
+            .get(&doc.sha256)
+            .map_err(|e| StoreError::Corrupt(format!("document {id} content: {e}")))?;
+        let recorder = def.transitions_from(&row.state).find(|t| {
+            t.download.as_deref() == Some(doc.slot.as_str())
+                && (t.by.contains(&actor.role) || actor.role == Role::PlatformAdmin)
+        });
+        if let Some(t) = recorder
+            && doc.page == 0
+            && doc.replaced_at.is_none()
+            && let Err(e) = self.fire(actor, &row.id, &t.name, &json!({}), None, None).await
+        {
+            tracing::warn!(case = %row.id, transition = %t.name, error = %e, "download not recorded");
+        }
+        Ok((document_view(doc), bytes))
+    }
+
+    async fn readable_case(
+        &self,
+        tx: &mut crate::store::Tx,
+        case_id: &str,
+        actor: &Actor,
+    ) -> Result<(crate::store::CaseRow, Arc<crate::definition::Definition>)> {
+        let row = tx.case(case_id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "case",
+            id: case_id.into(),
+        })?;
+        if !super::is_party(&self.case_ref(tx, &row).await?, actor) {
+            return Err(Refusal::NotYourCase.into());
+        }
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        Ok((row, def))
+    }
+
+    /// Stores an uploaded file by firing the transition that takes uploads into its slot
+    /// from the case's state, in one transaction.
+    pub async fn upload(&self, actor: &Actor, case_id: &str, upload: Upload, if_match: Option<i64>) -> Result<Value> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let row = tx.lock_case(case_id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "case",
+            id: case_id.into(),
+        })?;
+        let case = self.case_ref(&mut tx, &row).await?;
+        if !super::is_party(&case, actor) {
+            return Err(Refusal::NotYourCase.into());
+        }
+        if let Some(expected) = if_match
+            && expected != row.version
+        {
+            return Err(EngineError::Stale { current: row.version });
+        }
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        let slot = def.uploads.get(&upload.slot).ok_or_else(|| {
+            Refusal::Invalid(vec![
+                crate::domain::FieldError::new(
+                    "unknown",
+                    format!("此流程没有名为 {} 的上传项", upload.slot),
+                    format!("this workflow takes no uploads named {}", upload.slot),
+                )
+                .with_field("slot"),
+            ])
+        })?;
+        let transition = def
+            .transitions_from(&row.state)
+            .find(|t| t.upload.as_deref() == Some(upload.slot.as_str()))
+            .or_else(|| {
+                def.transitions
+                    .iter()
+                    .find(|t| t.upload.as_deref() == Some(upload.slot.as_str()))
+            })
+            .map(|t| t.name.clone())
+            .ok_or_else(|| Refusal::UnknownTransition(format!("upload:{}", upload.slot)))?;
+        let held = case.documents.get(&upload.slot).and_then(Value::as_i64).unwrap_or(0);
+        if held >= slot.max_files as i64 {
+            return Err(Refusal::Guard(crate::definition::Message {
+                zh: format!("{}最多上传 {} 个文件", slot.title, slot.max_files),
+                en: format!("{} takes at most {} files", slot.title, slot.max_files),
+            })
+            .into());
+        }
+        let parties = self.parties(&mut tx, &case).await?;
+        let empty = json!({});
+        let request = super::Request {
+            def: &def,
+            case: &case,
+            is_start: false,
+            actor,
+            transition: &transition,
+            input: &empty,
+            parties: &parties,
+            now,
+        };
+        let outcome = decide(&request)?;
+        let sha = self
+            .blobs()
+            .put(&upload.bytes)
+            .map_err(|e| StoreError::Queue(format!("cannot store the upload: {e}")))?;
+        let new_row = self
+            .apply(&mut tx, &def, Some(&row), &case, &outcome, actor, None, now)
+            .await?;
+        let added = tx
+            .insert_document(&DocumentRow {
+                id: Uuid::now_v7().to_string(),
+                case_id: row.id.clone(),
+                slot: upload.slot.clone(),
+                page: 0,
+                content_type: upload.content_type.into(),
+                file_name: upload.file_name,
+                size: upload.bytes.len() as i64,
+                sha256: sha,
+                case_version: new_row.version,
+                added_by: actor.label(),
+                created_at: millis(now),
+                replaced_at: None,
+            })
+            .await?;
+        if !added {
+            return Err(Refusal::Guard(crate::definition::Message {
+                zh: "该文件已上传过".into(),
+                en: "this file was already uploaded".into(),
+            })
+            .into());
+        }
+        Ok(self.finish(tx, &def, new_row, actor, None, 200).await?.body)
+    }
+
+    /// Whether an agreement number and code are genuine, with minimal facts.
+    pub async fn verify(&self, number: &str, code: &str) -> Result<Verification> {
+        let mut tx = self.db.read().await?;
+        let found = tx.agreement(number).await?;
+        let not_genuine = Verification {
+            number: number.into(),
+            genuine: false,
+            student_name: None,
+            employer_name: None,
+            issued_on: None,
+            state: None,
+        };
+        let Some((case_id, expected, issued_at)) = found else {
+            return Ok(not_genuine);
+        };
+        if !constant_time_eq(expected.as_bytes(), code.trim().to_ascii_uppercase().as_bytes()) {
+            return Ok(not_genuine);
+        }
+        let row = tx
+            .case(&case_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("agreement {number} has no case")))?;
+        let parties = self.parties_of(&mut tx, &row).await?;
+        let data = row.data_json()?;
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        tx.rollback().await?;
+        let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+        Ok(Verification {
+            number: number.into(),
+            genuine: true,
+            student_name: name(&parties.student),
+            employer_name: name(&parties.employer).or_else(|| {
+                data.pointer("/employer/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+            issued_on: Some(
+                from_millis(issued_at)
+                    .with_timezone(&chrono_tz::Asia::Shanghai)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            state: Some(
+                def.state(&row.state)
+                    .map(|s| s.title.clone())
+                    .unwrap_or(row.state.clone()),
+            ),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// School staff and platform admins read every document of their cases; the student
+/// and the employer read a rendered slot only in the states its rule names.
+fn may_read(def: &crate::definition::Definition, state: &str, slot: &str, actor: &Actor) -> bool {
+    match actor.role {
+        Role::SchoolReviewer | Role::SchoolAdmin | Role::PlatformAdmin | Role::System => true,
+        Role::Student | Role::Employer => def.readable_by_parties(slot, state),
+    }
+}
+
+fn document_view(d: DocumentRow) -> DocumentView {
+    let at = |ms: i64| -> String { from_millis(ms).to_rfc3339() };
+    DocumentView {
+        url: format!("/api/v1/documents/{}", d.id),
+        id: d.id,
+        slot: d.slot,
+        page: d.page,
+        content_type: d.content_type,
+        file_name: d.file_name,
+        size: d.size,
+        sha256: d.sha256,
+        case_version: d.case_version,
+        added_by: d.added_by,
+        created_at: at(d.created_at),
+        replaced_at: d.replaced_at.map(at),
+    }
+}

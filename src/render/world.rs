@@ -1,0 +1,144 @@
+//! The typst `World` for agreements: fonts, library and template loaded once ([`Assets`]), and a
+//! cheap per-document view ([`DocumentWorld`]) that adds only `/data.json` and `/qr.png`.
+//!
+//! Nothing here reads the system: no system fonts, no packages, no clock.
+
+use std::path::Path;
+
+use typst::diag::{FileError, FileResult};
+use typst::foundations::{Bytes, Datetime};
+use typst::syntax::{FileId, RootedPath, Source, VirtualPath, VirtualRoot};
+use typst::text::{Font, FontBook};
+use typst::utils::LazyHash;
+use typst::{Library, LibraryExt, World};
+
+use super::RenderError;
+
+/// The template's file name inside the template directory.
+const TEMPLATE_FILE: &str = "agreement.typ";
+
+/// Everything that stays the same from one agreement to the next.
+pub struct Assets {
+    library: LazyHash<Library>,
+    book: LazyHash<FontBook>,
+    fonts: Vec<Font>,
+    main: Source,
+    data_id: FileId,
+    qr_id: FileId,
+}
+
+impl Assets {
+    /// Reads the template and every `.ttf`/`.otf` in `template_dir/fonts`.
+    pub fn load(template_dir: &Path) -> Result<Assets, RenderError> {
+        let template_path = template_dir.join(TEMPLATE_FILE);
+        let text = read(&template_path)
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|e| RenderError::Template(e.to_string())))?;
+        let fonts = load_fonts(&template_dir.join("fonts"))?;
+        Ok(Assets {
+            library: LazyHash::new(Library::default()),
+            book: LazyHash::new(FontBook::from_fonts(&fonts)),
+            fonts,
+            main: Source::new(file_id("/agreement.typ"), text),
+            data_id: file_id("/data.json"),
+            qr_id: file_id("/qr.png"),
+        })
+    }
+}
+
+fn file_id(path: &str) -> FileId {
+    let vpath = VirtualPath::new(path).expect("static virtual paths are valid");
+    RootedPath::new(VirtualRoot::Project, vpath).intern()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, RenderError> {
+    std::fs::read(path).map_err(|source| RenderError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads the font files in a stable (sorted) order, so that font indices, and with them the
+/// output bytes, do not depend on the directory listing order.
+fn load_fonts(dir: &Path) -> Result<Vec<Font>, RenderError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| RenderError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("ttf") || x.eq_ignore_ascii_case("otf"))
+        })
+        .collect();
+    paths.sort();
+    let mut fonts = Vec::new();
+    for path in paths {
+        let before = fonts.len();
+        fonts.extend(Font::iter(Bytes::new(read(&path)?)));
+        if fonts.len() == before {
+            return Err(RenderError::Font(format!("{} holds no usable font", path.display())));
+        }
+    }
+    if fonts.is_empty() {
+        return Err(RenderError::Font(format!("no .ttf or .otf font in {}", dir.display())));
+    }
+    Ok(fonts)
+}
+
+/// One agreement's view of the world: the shared assets plus its data and QR code.
+pub struct DocumentWorld<'a> {
+    pub assets: &'a Assets,
+    /// `/data.json`: `{"meta": {...}, "data": {...}}`.
+    pub data: Bytes,
+    /// `/qr.png`: the verification URL's QR code.
+    pub qr: Bytes,
+    /// What `datetime.today()` returns: fixed per document so that output is reproducible.
+    pub today: Option<Datetime>,
+}
+
+impl World for DocumentWorld<'_> {
+    fn library(&self) -> &LazyHash<Library> {
+        &self.assets.library
+    }
+
+    fn book(&self) -> &LazyHash<FontBook> {
+        &self.assets.book
+    }
+
+    fn main(&self) -> FileId {
+        self.assets.main.id()
+    }
+
+    fn source(&self, id: FileId) -> FileResult<Source> {
+        if id == self.assets.main.id() {
+            Ok(self.assets.main.clone())
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    fn file(&self, id: FileId) -> FileResult<Bytes> {
+        if id == self.assets.data_id {
+            Ok(self.data.clone())
+        } else if id == self.assets.qr_id {
+            Ok(self.qr.clone())
+        } else if id == self.assets.main.id() {
+            Ok(Bytes::from_string(self.assets.main.clone()))
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    fn font(&self, index: usize) -> Option<Font> {
+        self.assets.fonts.get(index).cloned()
+    }
+
+    fn today(&self, _offset: Option<typst::foundations::Duration>) -> Option<Datetime> {
+        self.today
+    }
+}
+
+fn not_found(id: FileId) -> FileError {
+    FileError::NotFound(id.vpath().get_with_slash().into())
+}

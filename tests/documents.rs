@@ -1,0 +1,310 @@
+//! Agreements and documents through HTTP: the online path renders a preview on
+//! confirmation and the final agreement on approval; both read back as PDF text with
+//! the case's facts; access follows R9; verification tells genuine from fake; a name
+//! the fonts cannot print fails visibly.
+
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Backend, TestApp, spawn_app};
+
+on_both_backends!(
+    confirming_renders_a_preview_and_approval_the_final_agreement,
+    a_name_the_fonts_cannot_print_fails_the_render_visibly,
+    amended_terms_give_a_new_document_and_keep_the_old,
+);
+
+async fn app(backend: Backend) -> Option<TestApp> {
+    let app = spawn_app(backend).await?;
+    app.seed().await;
+    Some(app)
+}
+
+/// Invites S1 from E1 with full terms and brings the case to `submitted`.
+async fn submitted_case(app: &TestApp, student: &str) -> String {
+    let body = json!({ "workflow": "online_signing", "student": student, "input": { "terms": {
+        "position": "嵌入式软件工程师", "work_place": "哈尔滨市松北区", "salary": "转正后每月 9,000 元",
+        "probation": "3 个月", "reporting_date": "2027-07-10", "liquidated_damages": "5,000 元" } } });
+    let r = app.post("/api/v1/cases", &app.employer("E1"), &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let case = r.body["id"].as_str().unwrap().to_string();
+    let token = app.student(student);
+    for step in ["view", "accept", "confirm"] {
+        let r = app.fire(&case, step, &token, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    case
+}
+
+/// Waits until the render of `slot` for the case is done or failed.
+async fn wait_for_render(app: &TestApp, case: &str, slot: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let admin = app.admin();
+    loop {
+        let r = app.get(&format!("/api/v1/cases/{case}/documents"), &admin).await;
+        let render = r.body["renders"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["slot"] == slot))
+            .cloned();
+        if render.as_ref().is_some_and(|x| x["status"] == status) {
+            return r.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {status} render of {slot}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn current<'a>(list: &'a Value, slot: &str, page: i64) -> Option<&'a Value> {
+    list["documents"]
+        .as_array()?
+        .iter()
+        .find(|d| d["slot"] == slot && d["page"] == page && d["replaced_at"].is_null())
+}
+
+async fn download(app: &TestApp, doc: &Value, token: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{}", app.base, doc["url"].as_str().unwrap()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The text of one page of a PDF, whitespace removed, via poppler's pdftotext.
+fn pdf_page_text(pdf: &[u8], page: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-layout", "-f", &page.to_string(), "-l", &page.to_string()])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed; .ci/run installs it");
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let case = submitted_case(&app, "S1").await;
+    let s1 = app.student("S1");
+    let number = app.case(&case, &s1).await.body["data"]["agreement"]["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(number.starts_with("20") && number.contains("-10212-"), "{number}");
+
+    let list = wait_for_render(&app, &case, "agreement_preview", "done").await;
+    let preview = current(&list, "agreement_preview", 0).expect("a preview PDF");
+    assert_eq!(preview["content_type"], "application/pdf");
+    assert!(
+        current(&list, "agreement_preview", 1).is_some() && current(&list, "agreement_preview", 2).is_some(),
+        "two page images"
+    );
+    let students_view = app.get(&format!("/api/v1/cases/{case}/documents"), &s1).await;
+    assert!(
+        current(&students_view.body, "agreement", 0).is_none(),
+        "no final agreement before approval"
+    );
+    let resp = download(&app, preview, &s1).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let pdf = resp.bytes().await.unwrap();
+    // The rotated watermark comes out of pdftotext as scattered characters.
+    let page1 = pdf_page_text(&pdf, 1);
+    assert!(
+        page1.contains('预') && page1.contains('览'),
+        "the preview is marked: {page1}"
+    );
+
+    let png = current(&list, "agreement_preview", 1).unwrap();
+    let resp = download(&app, png, &s1).await;
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let bytes = resp.bytes().await.unwrap();
+    let (w, h) = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), gradsign::render::PAGE_PNG_SIZE);
+
+    assert_eq!(
+        app.fire(&case, "approve", &app.reviewer(), json!({})).await.status,
+        StatusCode::OK
+    );
+    let list = wait_for_render(&app, &case, "agreement", "done").await;
+    let final_pdf = current(&list, "agreement", 0).expect("the final agreement").clone();
+    let resp = download(&app, &final_pdf, &s1).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"")
+            && disposition.contains("filename*=UTF-8''%E5%B0%B1%E4%B8%9A"),
+        "{disposition}"
+    );
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let pdf = resp.bytes().await.unwrap();
+    let (page1, page2) = (pdf_page_text(&pdf, 1), pdf_page_text(&pdf, 2));
+    for fact in [
+        "李明",
+        "龙江软件有限公司",
+        "91110000600037341L",
+        "北方理工大学",
+        "计算机科学与技术",
+        &number,
+    ] {
+        assert!(page1.contains(fact), "page 1 lacks {fact}: {page1}");
+    }
+    for fact in [
+        "嵌入式软件工程师",
+        "哈尔滨市松北区",
+        "转正后每月9,000元",
+        "3个月",
+        "2027-07-10",
+        "5,000元",
+        "丙方北方理工大学审核通过",
+        &number,
+    ] {
+        assert!(page2.contains(fact), "page 2 lacks {fact}: {page2}");
+    }
+    assert!(!page1.contains("null") && !page2.contains("null"));
+    let again = app
+        .client
+        .get(format!("{}{}", app.base, final_pdf["url"].as_str().unwrap()))
+        .bearer_auth(&s1)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // Strangers get 403; verification needs the right code and says little.
+    assert_eq!(
+        download(&app, &final_pdf, &app.student("S2")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        download(&app, &final_pdf, &app.employer("E2")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let code = app.case(&case, &s1).await.body["data"]["agreement"]["verification_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let genuine = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/verify/{number}?code={code}"),
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(genuine.status, StatusCode::OK);
+    assert_eq!(genuine.body["genuine"], true);
+    assert_eq!(genuine.body["student_name"], "李明");
+    assert_eq!(genuine.body["employer_name"], "龙江软件有限公司");
+    assert!(genuine.body.get("data").is_none() && genuine.body.get("id_number").is_none());
+    let fake = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/verify/{number}?code=AAAAAAAA"),
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(fake.body["genuine"], false);
+    assert!(fake.body.get("student_name").is_none());
+}
+
+async fn a_name_the_fonts_cannot_print_fails_the_render_visibly(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let r = app
+        .put(
+            "/api/v1/students/S9",
+            &app.admin(),
+            &json!({ "school": support::SCHOOL, "name": "王𠇔" }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let case = submitted_case(&app, "S9").await;
+    let list = wait_for_render(&app, &case, "agreement_preview", "failed").await;
+    let render = list["renders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["slot"] == "agreement_preview")
+        .unwrap();
+    let error = render["error"].as_str().unwrap();
+    assert!(error.contains('𠇔') && error.contains("student.name"), "{error}");
+    assert_eq!(render["attempts"], 1, "a missing glyph is not retried");
+    assert!(
+        current(&list, "agreement_preview", 0).is_none(),
+        "no blank-box PDF is stored"
+    );
+}
+
+async fn amended_terms_give_a_new_document_and_keep_the_old(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let case = submitted_case(&app, "S2").await;
+    let s2 = app.student("S2");
+    let number = app.case(&case, &s2).await.body["data"]["agreement"]["number"].clone();
+    let first = wait_for_render(&app, &case, "agreement_preview", "done").await;
+    let old = current(&first, "agreement_preview", 0).unwrap().clone();
+    let reason = json!({ "review": { "reason": "薪酬写法不规范" } });
+    assert_eq!(
+        app.fire(&case, "return", &app.reviewer(), reason).await.status,
+        StatusCode::OK
+    );
+    let amended = app
+        .fire(
+            &case,
+            "amend",
+            &app.employer("E1"),
+            json!({ "terms": { "salary": "转正后每月 9,500 元" } }),
+        )
+        .await;
+    assert_eq!(amended.status, StatusCode::OK, "{}", amended.body);
+    app.fire(&case, "resign", &s2, json!({})).await;
+    let confirmed = app.fire(&case, "confirm", &s2, json!({})).await;
+    let version = confirmed.body["version"].as_i64().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let list = loop {
+        let list = wait_for_render(&app, &case, "agreement_preview", "done").await;
+        let fresh = current(&list, "agreement_preview", 0).is_some_and(|d| d["case_version"] == version);
+        if fresh {
+            break list;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no render of version {version}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let new = current(&list, "agreement_preview", 0).unwrap();
+    assert_ne!(new["sha256"], old["sha256"], "changed data, new document");
+    let kept = list["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == old["id"])
+        .expect("the old document is kept");
+    assert!(!kept["replaced_at"].is_null());
+    let pdf = download(&app, new, &s2).await.bytes().await.unwrap();
+    assert!(pdf_page_text(&pdf, 2).contains("9,500元"));
+    assert_eq!(
+        app.case(&case, &s2).await.body["data"]["agreement"]["number"],
+        number,
+        "an amendment keeps the number"
+    );
+}

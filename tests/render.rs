@@ -1,0 +1,318 @@
+//! Black-box tests of agreement rendering: the PDF's text (via poppler's pdftotext), page count,
+//! page images, reproducibility, missing glyphs, the preview watermark and agreement numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use gradsign::render::{
+    AgreementDoc, PAGE_PNG_SIZE, RenderError, Rendered, Renderer, agreement_number, check_agreement_number,
+    sample_data, verification_code,
+};
+use serde_json::{Value, json};
+
+fn template_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/agreement")
+}
+
+fn renderer() -> Arc<Renderer> {
+    static RENDERER: OnceLock<Arc<Renderer>> = OnceLock::new();
+    RENDERER
+        .get_or_init(|| Arc::new(Renderer::load(&template_dir()).expect("template loads")))
+        .clone()
+}
+
+fn doc(data: Value, preview: bool) -> AgreementDoc {
+    let number = agreement_number(2025, "10212", 137);
+    AgreementDoc {
+        verification_code: verification_code(b"test secret", &number),
+        verify_url: format!("https://gradsign.example.cn/verify/{number}"),
+        number,
+        preview,
+        data,
+    }
+}
+
+fn render(data: Value, preview: bool, pngs: bool) -> Rendered {
+    renderer().render(&doc(data, preview), pngs).expect("renders")
+}
+
+/// Runs a poppler tool on the PDF and returns its standard output.
+fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("gradsign-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{:016x}.pdf", fxhash(pdf)));
+    std::fs::write(&path, pdf).unwrap();
+    let mut command = Command::new(tool);
+    command.args(args).arg(&path);
+    if tool == "pdftotext" {
+        command.arg("-"); // to standard output
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} must be installed (apt-get install poppler-utils): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fxhash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Page text with all whitespace removed, so that layout spacing does not matter.
+fn page_text(pdf: &[u8], page: u32) -> String {
+    let p = page.to_string();
+    poppler("pdftotext", &["-layout", "-f", &p, "-l", &p], pdf)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+fn page_count(pdf: &[u8]) -> u32 {
+    let info = poppler("pdfinfo", &[], pdf);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("Pages:"))
+        .expect("pdfinfo prints Pages:");
+    line["Pages:".len()..].trim().parse().unwrap()
+}
+
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Every string under the given top-level sections of the data.
+fn strings_of(data: &Value, sections: &[&str]) -> Vec<(String, String)> {
+    fn walk(v: &Value, path: String, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::String(s) => out.push((path, s.clone())),
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, format!("{path}.{k}"), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, format!("{path}.{i}"), out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for s in sections {
+        walk(&data[*s], (*s).to_owned(), &mut out);
+    }
+    out
+}
+
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "png signature");
+    assert_eq!(&png[12..16], b"IHDR");
+    let be = |r: std::ops::Range<usize>| u32::from_be_bytes(png[r].try_into().unwrap());
+    (be(16..20), be(20..24))
+}
+
+#[test]
+fn renderer_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Renderer>();
+}
+
+#[test]
+fn sample_has_two_pages() {
+    let out = render(sample_data(), false, false);
+    assert_eq!(page_count(&out.pdf), 2);
+}
+
+#[test]
+fn every_party_field_is_on_page_one() {
+    let data = sample_data();
+    let out = render(data.clone(), false, false);
+    let text = page_text(&out.pdf, 1);
+    for (path, value) in strings_of(&data, &["employer", "student", "school"]) {
+        assert!(
+            text.contains(&squash(&value)),
+            "page 1 lacks {path} = {value:?}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn every_term_signature_date_and_signing_record_is_on_page_two() {
+    let data = sample_data();
+    let out = render(data.clone(), false, false);
+    let text = page_text(&out.pdf, 2);
+    for (path, value) in strings_of(&data, &["terms", "dates", "signing"]) {
+        assert!(
+            text.contains(&squash(&value)),
+            "page 2 lacks {path} = {value:?}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn both_pages_carry_the_number_and_verification_code() {
+    let d = doc(sample_data(), false);
+    let out = renderer().render(&d, false).unwrap();
+    for page in 1..=2 {
+        let text = page_text(&out.pdf, page);
+        assert!(text.contains(&d.number), "page {page} lacks the number");
+        assert!(text.contains(&d.verification_code), "page {page} lacks the code");
+    }
+}
+
+#[test]
+fn page_images_are_a4_at_144_dpi() {
+    let out = render(sample_data(), false, true);
+    assert_eq!(out.pages.len(), 2);
+    for png in &out.pages {
+        assert_eq!(png_size(png), PAGE_PNG_SIZE);
+    }
+}
+
+#[test]
+fn same_data_gives_identical_bytes() {
+    let a = render(sample_data(), false, true);
+    let b = render(sample_data(), false, true);
+    assert!(a.pdf == b.pdf, "pdf bytes differ");
+    assert!(a.pages == b.pages, "png bytes differ");
+}
+
+#[test]
+fn changed_data_gives_different_bytes() {
+    let a = render(sample_data(), false, true);
+    let mut data = sample_data();
+    data["terms"]["salary"] = json!("每月9,500元");
+    let b = render(data, false, true);
+    assert!(a.pdf != b.pdf);
+    assert!(a.pages[1] != b.pages[1], "page 2 image should change");
+    assert!(a.pages[0] == b.pages[0], "page 1 does not show the salary");
+}
+
+#[test]
+fn a_character_missing_from_the_font_names_the_field() {
+    let mut data = sample_data();
+    data["student"]["name"] = json!("李𠇔");
+    let err = renderer().render(&doc(data, false), false).unwrap_err();
+    match &err {
+        RenderError::MissingGlyph { ch, field } => {
+            assert_eq!(*ch, '𠇔');
+            assert_eq!(field, "student.name");
+        }
+        other => panic!("expected MissingGlyph, got {other:?}"),
+    }
+    assert!(err.to_string().contains("student.name"), "{err}");
+    assert_eq!(err.message_zh(), "字体缺少字符 “𠇔”（字段 student.name）");
+}
+
+#[test]
+fn preview_carries_the_watermark_and_final_does_not() {
+    // The rotated watermark comes out of pdftotext as scattered characters: look for each one.
+    let preview = render(sample_data(), true, false);
+    for page in 1..=2 {
+        let text = page_text(&preview.pdf, page);
+        assert!(
+            text.contains('预') && text.contains('览'),
+            "page {page} lacks the watermark: {text}"
+        );
+    }
+    let final_copy = render(sample_data(), false, false);
+    assert!(!squash(&poppler("pdftotext", &[], &final_copy.pdf)).contains("预览"));
+}
+
+#[test]
+fn empty_and_absent_fields_print_blank() {
+    let mut data = sample_data();
+    data["student"]["email"] = json!("");
+    data["employer"]["postcode"] = Value::Null;
+    data["employer"]["receives_hukou"] = Value::Null;
+    data["terms"].as_object_mut().unwrap().remove("supplementary");
+    data.as_object_mut().unwrap().remove("dates");
+    let out = render(data, false, false);
+    let text = poppler("pdftotext", &["-layout"], &out.pdf).to_lowercase();
+    assert!(!text.contains("null") && !text.contains("none"), "{text}");
+}
+
+#[test]
+fn empty_data_still_renders_two_blank_pages() {
+    let out = render(json!({}), false, false);
+    let text = poppler("pdftotext", &["-layout"], &out.pdf).to_lowercase();
+    assert!(!text.contains("null") && !text.contains("none"));
+    assert_eq!(page_count(&out.pdf), 2);
+}
+
+#[test]
+fn a_long_signing_record_and_long_terms_stay_on_two_pages() {
+    let mut data = sample_data();
+    let entry = json!({"who": "乙方 李晓雯", "action": "查看协议", "at": "2025-03-05 08:00"});
+    data["signing"] = Value::Array(vec![entry; 20]);
+    data["terms"]["supplementary"] = json!("乙方考取全日制研究生的，可解除本协议。".repeat(14));
+    render(data, false, false);
+}
+
+#[test]
+fn agreement_number_check_character_catches_a_changed_character() {
+    let number = agreement_number(2025, "10212", 137);
+    assert!(check_agreement_number(&number), "{number}");
+    assert!(number.starts_with("2025-10212-000137-"));
+    let chars: Vec<char> = number.chars().collect();
+    for i in (0..chars.len() - 2).filter(|i| chars[*i] != '-') {
+        for replacement in ['0', '5', '9', 'A', 'K'] {
+            if replacement == chars[i] {
+                continue;
+            }
+            let mut changed = chars.clone();
+            changed[i] = replacement;
+            let changed: String = changed.into_iter().collect();
+            assert!(!check_agreement_number(&changed), "{changed} should fail");
+        }
+    }
+    assert!(!check_agreement_number("not a number"));
+}
+
+#[test]
+fn adjacent_swaps_in_the_agreement_number_are_caught() {
+    let number = agreement_number(2024, "10213", 4518);
+    let chars: Vec<char> = number.chars().collect();
+    for i in 0..chars.len() - 3 {
+        if chars[i] == '-' || chars[i + 1] == '-' || chars[i] == chars[i + 1] {
+            continue;
+        }
+        let mut swapped = chars.clone();
+        swapped.swap(i, i + 1);
+        let swapped: String = swapped.into_iter().collect();
+        assert!(!check_agreement_number(&swapped), "{swapped} should fail");
+    }
+}
+
+#[test]
+fn verification_codes_are_eight_unambiguous_characters_tied_to_the_secret() {
+    let a = verification_code(b"secret one", "2025-10212-000137-K");
+    assert_eq!(a.len(), 8);
+    assert!(
+        a.chars().all(|c| c.is_ascii_alphanumeric() && !"01IO".contains(c)),
+        "{a}"
+    );
+    assert_eq!(a, verification_code(b"secret one", "2025-10212-000137-K"));
+    assert_ne!(a, verification_code(b"secret two", "2025-10212-000137-K"));
+    assert_ne!(a, verification_code(b"secret one", "2025-10212-000138-K"));
+}
+
+#[test]
+fn the_bold_subset_covers_every_fixed_character_of_the_template() {
+    // Run templates/agreement/fonts/subset-bold.sh again when this fails after a template edit.
+    use typst::foundations::Bytes;
+    use typst::text::Font;
+    let dir = template_dir();
+    let bold = std::fs::read(dir.join("fonts/NotoSerifSC_700Bold-subset.ttf")).unwrap();
+    let font = Font::iter(Bytes::new(bold)).next().expect("bold subset parses");
+    let template = std::fs::read_to_string(dir.join("agreement.typ")).unwrap();
+    let missing: String = template
+        .chars()
+        .filter(|c| !c.is_whitespace() && (*c as u32) > 0x7e)
+        .filter(|c| !font.info().coverage.contains(*c as u32))
+        .collect();
+    assert!(missing.is_empty(), "bold subset lacks {missing:?}");
+}
