@@ -14,10 +14,12 @@ use crate::{
     definition::Registry,
     engine::{
         documents::LazyRenderer,
+        notify::MailService,
         service::{Engine, Settings},
     },
     http::{AppState, router},
     jobs::{WorkersConfig, runner},
+    mail::{Mailer, Templates},
     store::Db,
 };
 
@@ -53,6 +55,13 @@ impl App {
             data_dir: config.data_dir.clone(),
         };
         let renderer = Arc::new(LazyRenderer::new(config.templates_dir.join("agreement")));
+        let templates = Templates::load(&config.templates_dir.join("email")).context("invalid mail templates")?;
+        let mailer = Mailer::new(&config.mail_config()).context("invalid mail settings")?;
+        let mail = MailService {
+            templates,
+            mailer,
+            platform_admin: config.platform_admin_email.clone(),
+        };
         let engine = Engine {
             db,
             registry: Arc::new(registry),
@@ -60,6 +69,7 @@ impl App {
             workers: Arc::new(workers),
             settings: Arc::new(settings),
             renderer,
+            mail: Some(Arc::new(mail)),
         };
         engine
             .publish_definitions()

@@ -79,6 +79,16 @@ pub struct Config {
     pub worker_poll_ms: u64,
     /// Largest accepted upload, in bytes (10 MB).
     pub max_upload_bytes: usize,
+    /// SMTP server; `None`: `.eml` files under `{data_dir}/outbox`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub smtp_security: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub mail_from: String,
+    pub mail_reply_to: Option<String>,
+    pub platform_admin_email: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
@@ -104,6 +114,14 @@ impl Default for Config {
             base_url: None,
             worker_poll_ms: 1000,
             max_upload_bytes: 10 * 1024 * 1024,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_security: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            mail_from: "就业签约平台 <no-reply@gradsign.local>".into(),
+            mail_reply_to: None,
+            platform_admin_email: None,
         }
     }
 }
@@ -123,6 +141,12 @@ impl fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("worker_poll_ms", &self.worker_poll_ms)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "<hidden>"))
+            .field("mail_from", &self.mail_from)
             .finish()
     }
 }
@@ -221,6 +245,35 @@ impl Config {
                 .parse()
                 .map_err(|_| env_error("GRADSIGN_WORKER_POLL_MS", "expected a whole number of milliseconds"))?;
         }
+        if let Some(v) = get("GRADSIGN_SMTP_HOST") {
+            self.smtp_host = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_SMTP_PORT") {
+            self.smtp_port = v
+                .parse()
+                .map_err(|_| env_error("GRADSIGN_SMTP_PORT", "expected a port number"))?;
+        }
+        if let Some(v) = get("GRADSIGN_SMTP_SECURITY") {
+            if !["starttls", "tls", "none"].contains(&v.as_str()) {
+                return Err(env_error("GRADSIGN_SMTP_SECURITY", "expected starttls, tls or none"));
+            }
+            self.smtp_security = v;
+        }
+        if let Some(v) = get("GRADSIGN_SMTP_USERNAME") {
+            self.smtp_username = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_SMTP_PASSWORD") {
+            self.smtp_password = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_MAIL_FROM") {
+            self.mail_from = v;
+        }
+        if let Some(v) = get("GRADSIGN_MAIL_REPLY_TO") {
+            self.mail_reply_to = Some(v);
+        }
+        if let Some(v) = get("GRADSIGN_PLATFORM_ADMIN_EMAIL") {
+            self.platform_admin_email = Some(v);
+        }
         if let Some(v) = get("GRADSIGN_MAX_UPLOAD_BYTES") {
             self.max_upload_bytes = v
                 .parse()
@@ -243,6 +296,27 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The mail settings in the mail module's terms.
+    pub fn mail_config(&self) -> crate::mail::MailConfig {
+        use crate::mail::{Security, SmtpConfig};
+        crate::mail::MailConfig {
+            smtp: self.smtp_host.as_ref().map(|host| SmtpConfig {
+                host: host.clone(),
+                port: self.smtp_port,
+                security: match self.smtp_security.as_str() {
+                    "tls" => Security::Tls,
+                    "none" => Security::None,
+                    _ => Security::StartTls,
+                },
+                username: self.smtp_username.clone(),
+                password: self.smtp_password.clone(),
+            }),
+            from: self.mail_from.clone(),
+            reply_to: self.mail_reply_to.clone(),
+            outbox_dir: self.data_dir.join("outbox"),
+        }
     }
 
     pub fn worker_poll(&self) -> Duration {

@@ -115,8 +115,8 @@ fn an_unknown_role_is_named_with_its_line() {
 #[test]
 fn a_timer_firing_a_transition_that_does_not_leave_its_state_is_refused() {
     let broken = original().replacen(
-        "timers = [{ at = \"deadline\", fire = \"expire\" }]",
-        "timers = [{ at = \"deadline\", fire = \"confirm\" }]",
+        "{ at = \"deadline\", fire = \"expire\" }",
+        "{ at = \"deadline\", fire = \"confirm\" }",
         1,
     );
     let (ok, err, _) = check(&broken);

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::{
-    Claim, Definition, DefinitionError, DocumentRule, Effect, Expr, Field, Form, Guard, InputRef, Message, Problem,
-    Role, State, Timer, TimerDue, Transition, UploadSlot, duration,
-    raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
+    Claim, Definition, DefinitionError, DocumentRule, Effect, Expr, Field, Form, Guard, InputRef, Mail, Message,
+    Problem, Role, State, Timer, TimerAction, TimerDue, Transition, UploadSlot, duration,
+    raw::{OneOrMany, RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
 /// The kinds a form field may have. Kinds beyond the first five are checked by the
@@ -47,6 +47,21 @@ pub const EXPRESSION_VARIABLES: &[&str] = &[
     "actor",
     "state",
     "documents",
+];
+
+/// The mail templates in `templates/email/` the engine can fill (a test keeps this list
+/// and the folder in step).
+pub const MAIL_TEMPLATES: &[&str] = &[
+    "agreement_confirmed",
+    "daily_digest",
+    "invitation_expired",
+    "invitation_expiring",
+    "invitation_received",
+    "invitation_rejected",
+    "review_approved",
+    "review_overdue",
+    "review_pending",
+    "review_rejected",
 ];
 
 /// The document slots the renderer fills.
@@ -376,73 +391,37 @@ impl Checker<'_> {
         }
         let mut timers = Vec::new();
         for timer in &s.timers {
-            let t = timer.get_ref();
-            let due = match (&t.after, &t.at) {
-                (Some(param), None) => match raw
-                    .params
-                    .get(param)
-                    .and_then(|v| v.get_ref().as_str())
-                    .and_then(duration::parse)
-                {
-                    Some(d) => TimerDue::After(d),
-                    None => {
-                        self.problem(&timer.span(), format!("timer in `{name}`: `after = \"{param}\"` is not a param holding a duration such as \"7d\""));
-                        continue;
-                    }
-                },
-                (None, Some(field)) => {
-                    let known = forms
-                        .values()
-                        .flat_map(|f| &f.fields)
-                        .any(|f| &f.name == field && f.kind == "deadline");
-                    if !known {
-                        self.problem(
-                            &timer.span(),
-                            format!("timer in `{name}`: `at = \"{field}\"` is not a deadline field of any form"),
-                        );
-                    }
-                    TimerDue::At(field.clone())
-                }
-                _ => {
-                    self.problem(&timer.span(), format!("timer in `{name}` needs exactly one of `after` (a duration param) or `at` (a deadline field)"));
-                    continue;
-                }
-            };
-            match transitions.iter().find(|tr| tr.name == t.fire) {
-                None => self.problem(
-                    &timer.span(),
-                    format!("timer in `{name}` fires unknown transition `{}`", t.fire),
-                ),
-                Some(tr) if !tr.from.iter().any(|f| f == name) => self.problem(
-                    &timer.span(),
-                    format!("timer in `{name}` fires `{}`, which does not leave `{name}`", t.fire),
-                ),
-                Some(tr) if tr.by != [Role::System] => self.problem(
-                    &timer.span(),
-                    format!("timer in `{name}` fires `{}`, which must be `by = \"system\"`", t.fire),
-                ),
-                Some(_) => {}
+            if let Some(t) = self.timer(name, timer, raw, forms, transitions) {
+                timers.push(t);
             }
-            timers.push(Timer {
-                due,
-                fire: t.fire.clone(),
-            });
         }
         let mut on_enter = Vec::new();
-        for effect in &s.on_enter {
-            let wanted = &effect.get_ref().effect;
-            match Effect::ALL.into_iter().find(|e| e.as_str() == wanted) {
-                Some(e) => on_enter.push(e),
-                None => {
-                    let known: Vec<_> = Effect::ALL.iter().map(|e| e.as_str()).collect();
-                    self.problem(
-                        &effect.span(),
-                        format!(
-                            "state `{name}` has unknown effect `{wanted}`; known effects: {}",
-                            known.join(", ")
-                        ),
-                    );
+        let mut mails = Vec::new();
+        for entry in &s.on_enter {
+            let e = entry.get_ref();
+            match (&e.effect, &e.email) {
+                (Some(wanted), None) => match Effect::ALL.into_iter().find(|x| x.as_str() == wanted) {
+                    Some(x) => on_enter.push(x),
+                    None => {
+                        let known: Vec<_> = Effect::ALL.iter().map(|x| x.as_str()).collect();
+                        self.problem(
+                            &entry.span(),
+                            format!(
+                                "state `{name}` has unknown effect `{wanted}`; known effects: {}",
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                },
+                (None, Some(template)) => {
+                    if let Some(mail) = self.mail(template, e.to.as_ref(), None, &entry.span()) {
+                        mails.push(mail);
+                    }
                 }
+                _ => self.problem(
+                    &entry.span(),
+                    format!("an `on_enter` entry of `{name}` needs exactly one of `effect` or `email`"),
+                ),
             }
         }
         if on_enter.contains(&Effect::RecordDestination) && raw.destination.is_none() {
@@ -455,10 +434,135 @@ impl Checker<'_> {
             name: name.to_string(),
             title: s.title.clone().unwrap_or_else(|| name.to_string()),
             terminal: s.terminal,
+            review: s.review,
+            mails,
             claims: s.claims.clone(),
             timers,
             on_enter,
         }
+    }
+
+    fn timer(
+        &mut self,
+        state: &str,
+        timer: &Spanned<crate::definition::raw::RawTimer>,
+        raw: &RawDefinition,
+        forms: &BTreeMap<String, Form>,
+        transitions: &[Transition],
+    ) -> Option<Timer> {
+        let t = timer.get_ref();
+        let span = timer.span();
+        let as_duration = |text: &str| {
+            duration::parse(text).or_else(|| {
+                raw.params
+                    .get(text)
+                    .and_then(|v| v.get_ref().as_str())
+                    .and_then(duration::parse)
+            })
+        };
+        let due = match (&t.after, &t.at) {
+            (Some(param), None) => match as_duration(param) {
+                Some(d) => TimerDue::After(d),
+                None => {
+                    self.problem(&span, format!("timer in `{state}`: `after = \"{param}\"` is neither a duration such as \"2d\" nor a param holding one"));
+                    return None;
+                }
+            },
+            (None, Some(field)) => {
+                let known = forms
+                    .values()
+                    .flat_map(|f| &f.fields)
+                    .any(|f| &f.name == field && f.kind == "deadline");
+                if !known {
+                    self.problem(
+                        &span,
+                        format!("timer in `{state}`: `at = \"{field}\"` is not a deadline field of any form"),
+                    );
+                }
+                TimerDue::At(field.clone())
+            }
+            _ => {
+                self.problem(
+                    &span,
+                    format!("timer in `{state}` needs exactly one of `after` (a duration) or `at` (a deadline field)"),
+                );
+                return None;
+            }
+        };
+        let before = match &t.before {
+            Some(text) => match as_duration(text) {
+                Some(d) => Some(d),
+                None => {
+                    self.problem(
+                        &span,
+                        format!("timer in `{state}`: `before = \"{text}\"` is not a duration such as \"1d\""),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let action = match (&t.fire, &t.email) {
+            (Some(fire), None) => {
+                match transitions.iter().find(|tr| &tr.name == fire) {
+                    None => self.problem(&span, format!("timer in `{state}` fires unknown transition `{fire}`")),
+                    Some(tr) if !tr.from.iter().any(|f| f == state) => self.problem(
+                        &span,
+                        format!("timer in `{state}` fires `{fire}`, which does not leave `{state}`"),
+                    ),
+                    Some(tr) if tr.by != [Role::System] => self.problem(
+                        &span,
+                        format!("timer in `{state}` fires `{fire}`, which must be `by = \"system\"`"),
+                    ),
+                    Some(_) => {}
+                }
+                TimerAction::Fire(fire.clone())
+            }
+            (None, Some(template)) => TimerAction::Mail(self.mail(template, t.to.as_ref(), t.escalate, &span)?),
+            _ => {
+                self.problem(
+                    &span,
+                    format!("timer in `{state}` needs exactly one of `fire` (a transition) or `email` (a template)"),
+                );
+                return None;
+            }
+        };
+        Some(Timer { due, before, action })
+    }
+
+    /// A mail: a known template and known roles.
+    fn mail(
+        &mut self,
+        template: &str,
+        to: Option<&OneOrMany>,
+        escalate: Option<u8>,
+        span: &Range<usize>,
+    ) -> Option<Mail> {
+        if !MAIL_TEMPLATES.contains(&template) {
+            self.problem(
+                span,
+                format!(
+                    "unknown mail template `{template}`; known: {}",
+                    MAIL_TEMPLATES.join(", ")
+                ),
+            );
+        }
+        let Some(to) = to else {
+            self.problem(span, format!("mail `{template}` needs `to`: the roles that receive it"));
+            return None;
+        };
+        let mut roles = Vec::new();
+        for role in to.to_vec() {
+            match Role::parse(&role).filter(|r| *r != Role::System) {
+                Some(r) => roles.push(r),
+                None => self.problem(span, format!("mail `{template}` goes to unknown role `{role}`")),
+            }
+        }
+        Some(Mail {
+            template: template.to_string(),
+            to: roles,
+            escalate,
+        })
     }
 
     fn transition(
@@ -569,7 +673,13 @@ impl Checker<'_> {
                 ),
             );
         }
+        let notify = t
+            .notify
+            .iter()
+            .filter_map(|m| self.mail(&m.get_ref().email, Some(&m.get_ref().to), None, &m.span()))
+            .collect();
         Transition {
+            notify,
             upload: t.upload.as_ref().map(|s| s.get_ref().clone()),
             download: t.download.as_ref().map(|s| s.get_ref().clone()),
             name: name.clone(),
@@ -676,7 +786,7 @@ impl Checker<'_> {
             if t.by == [Role::System]
                 && !states
                     .values()
-                    .any(|s| s.timers.iter().any(|timer| timer.fire == t.name))
+                    .any(|s| s.timers.iter().any(|timer| timer.fires() == Some(t.name.as_str())))
             {
                 self.problem(
                     &spanned.get_ref().name.span(),

@@ -19,7 +19,7 @@ pub fn mermaid(def: &Definition) -> String {
             let timer = def.states[from]
                 .timers
                 .iter()
-                .find(|timer| timer.fire == t.name)
+                .find(|timer| timer.fires() == Some(t.name.as_str()))
                 .map(|timer| match &timer.due {
                     TimerDue::After(d) => format!(" after {}", duration::format(*d)),
                     TimerDue::At(field) => format!(" at {field}"),

@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 use chrono::Duration;
 use serde::Serialize;
 
-pub use check::{EXPRESSION_VARIABLES, FIELD_KINDS};
+pub use check::{EXPRESSION_VARIABLES, FIELD_KINDS, MAIL_TEMPLATES};
 pub use registry::Registry;
 
 /// One problem found in a definition file, pointing at a line.
@@ -176,6 +176,10 @@ pub struct State {
     pub name: String,
     pub title: String,
     pub terminal: bool,
+    /// Cases here wait for the school's review.
+    pub review: bool,
+    /// Mail sent on entering the state.
+    pub mails: Vec<Mail>,
     /// Names of [`Claim`]s held while the case is in this state.
     pub claims: Vec<String>,
     pub timers: Vec<Timer>,
@@ -185,8 +189,37 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct Timer {
     pub due: TimerDue,
-    /// The `system` transition it fires.
-    pub fire: String,
+    /// Subtracted from the due time: a reminder `before` a deadline.
+    pub before: Option<Duration>,
+    pub action: TimerAction,
+}
+
+/// What a due timer does.
+#[derive(Debug, Clone)]
+pub enum TimerAction {
+    /// Fire this `system` transition.
+    Fire(String),
+    /// Send a mail (a reminder), and with `escalate` record an escalation.
+    Mail(Mail),
+}
+
+/// A mail to the holders of some roles on the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Mail {
+    pub template: String,
+    pub to: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<u8>,
+}
+
+impl Timer {
+    /// The transition it fires, if it fires one.
+    pub fn fires(&self) -> Option<&str> {
+        match &self.action {
+            TimerAction::Fire(t) => Some(t),
+            TimerAction::Mail(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +276,8 @@ pub struct Transition {
     pub by: Vec<Role>,
     pub input: Vec<InputRef>,
     pub guards: Vec<Guard>,
+    /// Mail sent when it fires.
+    pub notify: Vec<Mail>,
     /// Fired by uploading into this slot.
     pub upload: Option<String>,
     /// Fired (recorded) by downloading this document slot.

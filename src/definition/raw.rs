@@ -97,6 +97,9 @@ pub struct RawState {
     pub title: Option<String>,
     #[serde(default)]
     pub terminal: bool,
+    /// Cases here wait for the school's review (they count in the daily digest).
+    #[serde(default)]
+    pub review: bool,
     #[serde(default)]
     pub claims: Vec<String>,
     #[serde(default)]
@@ -112,14 +115,31 @@ pub struct RawTimer {
     pub after: Option<String>,
     /// A date-time field of the case data (e.g. the invitation's `deadline`).
     pub at: Option<String>,
-    /// The `system` transition fired when the timer is due.
-    pub fire: String,
+    /// A duration (or a param holding one) to subtract: a reminder before a deadline.
+    pub before: Option<String>,
+    /// The `system` transition fired when the timer is due…
+    pub fire: Option<String>,
+    /// …or the mail sent when it is due (a reminder, an escalation).
+    pub email: Option<String>,
+    pub to: Option<OneOrMany>,
+    /// Escalation level recorded in the history (1 = school admin, 2 = platform …).
+    pub escalate: Option<u8>,
+}
+
+/// An `on_enter` entry: a named effect, or a mail to roles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffect {
+    pub effect: Option<String>,
+    pub email: Option<String>,
+    pub to: Option<OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEffect {
-    pub effect: String,
+pub struct RawMail {
+    pub email: String,
+    pub to: OneOrMany,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,13 +156,16 @@ pub struct RawTransition {
     pub input: Vec<Spanned<RawInput>>,
     #[serde(default)]
     pub guards: Vec<Spanned<RawGuard>>,
+    /// Mail sent when the transition fires.
+    #[serde(default)]
+    pub notify: Vec<Spanned<RawMail>>,
     /// The transition is fired by uploading a file into this slot.
     pub upload: Option<Spanned<String>>,
     /// The transition is fired (recorded) when the actor downloads this document slot.
     pub download: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),

@@ -11,6 +11,7 @@
 pub mod documents;
 mod expr;
 pub mod input;
+pub mod notify;
 pub mod service;
 pub mod view;
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    definition::{Definition, Effect, Field, Form, Message, Role, TimerDue, Transition},
+    definition::{Definition, Effect, Field, Form, Mail, Message, Role, TimerAction, TimerDue, Transition},
     domain::FieldError,
 };
 pub use expr::Scope;
@@ -112,11 +113,13 @@ pub struct Outcome {
     pub take: Vec<(String, String)>,
     pub timers: Vec<NewTimer>,
     pub effects: Vec<Effect>,
+    /// Mail to send: the transition's `notify` and, on entering, the state's `on_enter` mail.
+    pub mails: Vec<Mail>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NewTimer {
-    pub fire: String,
+    pub action: TimerAction,
     pub due: DateTime<Utc>,
 }
 
@@ -209,6 +212,7 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
     let enters = t.to.is_some();
     let (mut release, mut take) = (Vec::new(), Vec::new());
     let (mut timers, mut effects) = (Vec::new(), Vec::new());
+    let mut mails = t.notify.clone();
     if enters {
         let old = from
             .as_deref()
@@ -228,12 +232,19 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
             .state(&to)
             .ok_or_else(|| Refusal::Definition(format!("unknown state {to}")))?;
         for timer in &state.timers {
+            let due = due_time(&timer.due, &data, req.now)? - timer.before.unwrap_or_default();
+            // A reminder whose moment has already passed (a deadline closer than the
+            // reminder's lead time) is not sent late: the mail on entering says it all.
+            if timer.before.is_some() && due <= req.now {
+                continue;
+            }
             timers.push(NewTimer {
-                fire: timer.fire.clone(),
-                due: due_time(&timer.due, &data, req.now)?,
+                action: timer.action.clone(),
+                due,
             });
         }
         effects = state.on_enter.clone();
+        mails.extend(state.mails.iter().cloned());
     }
     Ok(Outcome {
         transition: t.name.clone(),
@@ -246,6 +257,7 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
         take,
         timers,
         effects,
+        mails,
     })
 }
 

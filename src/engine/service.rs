@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     clock::SharedClock,
-    definition::{Definition, Effect, Message, Registry, Role},
+    definition::{Definition, Effect, Message, Registry, Role, TimerAction},
     jobs::{Job, WorkersConfig},
     store::{
         CaseFilter, CaseRow, Db, DestinationRow, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow, Tx,
@@ -105,6 +105,8 @@ pub struct Engine {
     pub workers: Arc<WorkersConfig>,
     pub settings: Arc<Settings>,
     pub renderer: Arc<super::documents::LazyRenderer>,
+    /// Templates and transport; `None` where no mail is configured (the CLI).
+    pub mail: Option<Arc<super::notify::MailService>>,
 }
 
 /// What the engine needs to know of its surroundings.
@@ -392,9 +394,14 @@ impl Engine {
             if before.is_some() {
                 tx.cancel_timers(&row.id, now_ms).await?;
             }
+            tx.resolve_escalations(&row.id, now_ms).await?;
             for timer in &outcome.timers {
-                self.set_timer(tx, &row, &timer.fire, timer.due, now_ms).await?;
+                self.set_timer(tx, &row, &timer.action, timer.due, now_ms).await?;
             }
+        }
+        for mail in &outcome.mails {
+            self.queue_mail(tx, def, &row, &data, mail, &format!("h{}", row.version))
+                .await?;
         }
         for effect in &outcome.effects {
             self.effect(tx, def, &row, &outcome.data, *effect, now_ms).await?;
@@ -405,26 +412,47 @@ impl Engine {
     }
 
     /// A timer row and, beside it, the apalis job that fires it on time.
-    async fn set_timer(&self, tx: &mut Tx, row: &CaseRow, fire: &str, due: DateTime<Utc>, now_ms: i64) -> Result<()> {
+    async fn set_timer(
+        &self,
+        tx: &mut Tx,
+        row: &CaseRow,
+        action: &TimerAction,
+        due: DateTime<Utc>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let (fire, spec) = match action {
+            TimerAction::Fire(t) => (t.clone(), None),
+            TimerAction::Mail(mail) => (
+                String::new(),
+                Some(serde_json::to_string(mail).expect("a mail spec serialises")),
+            ),
+        };
         let timer = TimerRow {
             id: Uuid::now_v7().to_string(),
             case_id: row.id.clone(),
             state: row.state.clone(),
-            fire: fire.to_string(),
+            fire,
             due_at: millis(due),
             status: "pending".into(),
+            spec,
         };
         tx.insert_timer(&timer, now_ms).await?;
         self.push(tx, &Job::FireTimer { timer_id: timer.id }, due).await
     }
 
     /// Pushes a job onto the queue configured for its kind, in the caller's transaction.
-    pub async fn push(&self, tx: &mut Tx, job: &Job, run_at: DateTime<Utc>) -> Result<()> {
+    ///
+    /// `at` is a moment on the engine's clock; apalis schedules by the wall clock, so
+    /// the job is due after the same delay from now on the wall clock (the two differ
+    /// only when tests move the engine's clock).
+    pub async fn push(&self, tx: &mut Tx, job: &Job, at: DateTime<Utc>) -> Result<()> {
         let queue = self
             .workers
             .queue_of(job.kind())
             .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
-        let run_at = run_at.timestamp().max(0) as u64;
+        let delay = (at - self.now()).max(chrono::Duration::zero());
+        // Whole seconds, rounded up: a job must not run before its moment.
+        let run_at = ((Utc::now() + delay).timestamp_millis().max(0) as u64).div_ceil(1000);
         tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
             .await?;
         Ok(())
@@ -534,6 +562,16 @@ impl Engine {
             .lock_case(&timer.case_id)
             .await?
             .ok_or_else(|| not_found("case", &timer.case_id))?;
+        if row.state == timer.state
+            && let Some(spec) = &timer.spec
+        {
+            let mail: crate::definition::Mail =
+                serde_json::from_str(spec).map_err(|e| StoreError::Corrupt(format!("timer {}: {e}", timer.id)))?;
+            self.remind(&mut tx, &row, &mail, &timer.id, now).await?;
+            tx.finish_timer(&timer.id, "fired", millis(now)).await?;
+            tx.commit().await?;
+            return Ok(TimerFired::Fired);
+        }
         if row.state != timer.state {
             tx.finish_timer(&timer.id, "cancelled", millis(now)).await?;
             tx.commit().await?;

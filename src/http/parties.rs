@@ -32,6 +32,10 @@ pub struct SchoolRecord {
     pub contact: Option<String>,
     pub phone: Option<String>,
     pub address: Option<String>,
+    /// Where review notices and the daily digest go.
+    pub reviewer_email: Option<String>,
+    /// Where escalations of overdue reviews go.
+    pub admin_email: Option<String>,
 }
 
 /// A graduate (乙方).
@@ -172,7 +176,14 @@ pub async fn put_school(
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
-    let errors = check_fields(&mut record, &[("phone", "phone")]);
+    let errors = check_fields(
+        &mut record,
+        &[
+            ("phone", "phone"),
+            ("reviewer_email", "email"),
+            ("admin_email", "email"),
+        ],
+    );
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }

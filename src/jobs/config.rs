@@ -211,7 +211,7 @@ pub fn parse(file: &str, source: &str) -> Result<QueueConfig, Vec<Problem>> {
             problem(
                 c.job.span(),
                 format!(
-                    "cron job `{}` is not a periodic job kind (periodic: sweep_timers)",
+                    "cron job `{}` is not a periodic job kind (periodic: sweep_timers, daily_digest)",
                     c.job.get_ref()
                 ),
             );

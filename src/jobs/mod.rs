@@ -26,17 +26,23 @@ pub enum Job {
         slot: String,
         case_version: i64,
     },
+    /// Send one queued mail (once).
+    SendEmail { email_id: String },
+    /// The reviewers' daily digest.
+    DailyDigest,
 }
 
 impl Job {
     /// Every kind, as `workers/*.toml` names them.
-    pub const KINDS: &'static [&'static str] = &["fire_timer", "sweep_timers", "render"];
+    pub const KINDS: &'static [&'static str] = &["fire_timer", "sweep_timers", "render", "send_email", "daily_digest"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             Job::FireTimer { .. } => "fire_timer",
             Job::SweepTimers => "sweep_timers",
             Job::Render { .. } => "render",
+            Job::SendEmail { .. } => "send_email",
+            Job::DailyDigest => "daily_digest",
         }
     }
 
@@ -44,6 +50,7 @@ impl Job {
     pub fn periodic(kind: &str) -> Option<Job> {
         match kind {
             "sweep_timers" => Some(Job::SweepTimers),
+            "daily_digest" => Some(Job::DailyDigest),
             _ => None,
         }
     }

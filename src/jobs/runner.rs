@@ -37,6 +37,18 @@ pub async fn handle(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
             let max = engine.workers.queue_of("render").map(|q| q.max_attempts).unwrap_or(5);
             engine.render_job(case_id, slot, *case_version, max).await?;
         }
+        Job::SendEmail { email_id } => {
+            let max = engine
+                .workers
+                .queue_of("send_email")
+                .map(|q| q.max_attempts)
+                .unwrap_or(5);
+            engine.send_email(email_id, max).await?;
+        }
+        Job::DailyDigest => {
+            let queued = engine.daily_digest().await?;
+            tracing::info!(queued, "daily digest queued");
+        }
         Job::SweepTimers => {
             let fired = engine.sweep_timers().await?;
             if fired > 0 {

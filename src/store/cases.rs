@@ -46,9 +46,12 @@ pub struct TimerRow {
     pub id: String,
     pub case_id: String,
     pub state: String,
+    /// The transition it fires; empty for a mail timer.
     pub fire: String,
     pub due_at: i64,
     pub status: String,
+    /// A mail timer's [`crate::definition::Mail`], as JSON.
+    pub spec: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -132,7 +135,7 @@ impl Tx {
 
     /// Pending timers due at or before `now_ms`, oldest first.
     pub async fn due_timers(&mut self, now_ms: i64, limit: i64) -> Result<Vec<TimerRow>> {
-        let sql = "SELECT id, case_id, state, fire, due_at, status FROM timers
+        let sql = "SELECT id, case_id, state, fire, due_at, status, spec FROM timers
                    WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
             .bind(now_ms)
@@ -142,8 +145,7 @@ impl Tx {
     }
 
     pub async fn timers_of(&mut self, case_id: &str) -> Result<Vec<TimerRow>> {
-        let sql =
-            "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE case_id = $1 ORDER BY created_at, id";
+        let sql = "SELECT id, case_id, state, fire, due_at, status, spec FROM timers WHERE case_id = $1 ORDER BY created_at, id";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
             .bind(case_id)
             .fetch_all(c)
@@ -295,7 +297,7 @@ impl Tx {
     }
 
     pub async fn insert_timer(&mut self, t: &TimerRow, now_ms: i64) -> Result<()> {
-        let sql = "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)";
+        let sql = "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at, spec) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(&t.id)
             .bind(&t.case_id)
@@ -303,6 +305,7 @@ impl Tx {
             .bind(&t.fire)
             .bind(t.due_at)
             .bind(now_ms)
+            .bind(&t.spec)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -323,7 +326,7 @@ impl Tx {
 
     pub async fn timer(&mut self, id: &str) -> Result<Option<TimerRow>> {
         let sql = format!(
-            "SELECT id, case_id, state, fire, due_at, status FROM timers WHERE id = $1{}",
+            "SELECT id, case_id, state, fire, due_at, status, spec FROM timers WHERE id = $1{}",
             self.for_update()
         );
         Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sqlx::AssertSqlSafe(

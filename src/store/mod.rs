@@ -8,6 +8,7 @@
 pub mod blobs;
 mod cases;
 mod documents;
+mod emails;
 mod idempotency;
 mod jobs;
 mod parties;
@@ -22,6 +23,7 @@ use sqlx::{
 
 pub use cases::{CaseFilter, CaseRow, DestinationRow, HistoryRow, TimerRow};
 pub use documents::{DocumentRow, RenderRow};
+pub use emails::{EmailRow, OverdueRow};
 pub use idempotency::Stored;
 pub use parties::{PartyKind, PartyRow};
 

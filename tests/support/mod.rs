@@ -50,6 +50,11 @@ pub struct TestApp {
 /// Starts the application on a fresh database. `None` (with a message) when the
 /// backend is PostgreSQL and no server answers outside CI; in CI that is a failure.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// [`spawn_app`] with the configuration adjusted first (an SMTP sink, a small upload limit…).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut config = Config {
@@ -62,6 +67,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         worker_poll_ms: 50,
         ..Config::default()
     };
+    adjust(&mut config);
     let mut pg_database = None;
     if backend == Backend::Postgres {
         let name = format!("gradsign_t_{}", uuid_like());
@@ -260,7 +266,8 @@ impl TestApp {
             .put(
                 &format!("/api/v1/schools/{SCHOOL}"),
                 &admin,
-                &json!({ "name": "北方理工大学", "office": "就业指导中心", "phone": "0451-86412114" }),
+                &json!({ "name": "北方理工大学", "office": "就业指导中心", "phone": "0451-86412114",
+                    "reviewer_email": "review@nit.example.edu.cn", "admin_email": "dean@nit.example.edu.cn" }),
             )
             .await;
         assert!(r.status.is_success(), "{:?}", r.body);
@@ -269,7 +276,8 @@ impl TestApp {
                 .put(
                     &format!("/api/v1/students/{id}"),
                     &admin,
-                    &json!({ "school": SCHOOL, "name": name, "major": "计算机科学与技术", "phone": "13800138000" }),
+                    &json!({ "school": SCHOOL, "name": name, "major": "计算机科学与技术", "phone": "13800138000",
+                        "email": format!("{}@students.example.edu.cn", id.to_lowercase()) }),
                 )
                 .await;
             assert!(r.status.is_success(), "{:?}", r.body);
@@ -279,7 +287,8 @@ impl TestApp {
             ("E2", "松花江数据科技有限公司", "91110000101623741K", false),
             ("E3", "北疆电力设计院", "911101066976941872", false),
         ] {
-            let body = json!({ "name": name, "credit_code": code, "receives_archive": receives, "receives_hukou": receives, "contact": "赵主任", "phone": "0451-88886666" });
+            let body = json!({ "name": name, "credit_code": code, "receives_archive": receives, "receives_hukou": receives,
+                "contact": "赵主任", "phone": "0451-88886666", "email": format!("hr@{}.example.com", id.to_lowercase()) });
             let r = self.put(&format!("/api/v1/employers/{id}"), &admin, &body).await;
             assert!(r.status.is_success(), "{:?}", r.body);
         }
@@ -289,10 +298,7 @@ impl TestApp {
     pub async fn sweep_through_worker(&self) {
         let engine = &self.app.engine;
         let mut tx = engine.db.begin().await.unwrap();
-        engine
-            .push(&mut tx, &Job::SweepTimers, chrono::Utc::now())
-            .await
-            .unwrap();
+        engine.push(&mut tx, &Job::SweepTimers, engine.now()).await.unwrap();
         tx.commit().await.unwrap();
     }
 
@@ -306,7 +312,11 @@ impl TestApp {
                 return r.body;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}; case is {}; jobs: {:?}", r.body, self.jobs().await);
+                panic!(
+                    "timed out waiting for {what}; case is {}; jobs: {:?}",
+                    r.body,
+                    self.jobs().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -315,17 +325,25 @@ impl TestApp {
     /// The apalis jobs (queue, status, attempts, last result), for diagnosing a timeout.
     pub async fn jobs(&self) -> Vec<(String, String, i64, Option<String>)> {
         match &self.app.engine.db {
-            gradsign::store::Db::Sqlite(p) => sqlx::query_as("SELECT job_type, status, attempts, last_result FROM Jobs")
-                .fetch_all(p)
-                .await
-                .unwrap_or_default(),
-            gradsign::store::Db::Postgres(p) => sqlx::query_as(
-                "SELECT job_type, status, attempts::BIGINT, last_result::TEXT FROM apalis.jobs",
-            )
-            .fetch_all(p)
-            .await
-            .unwrap_or_default(),
+            gradsign::store::Db::Sqlite(p) => {
+                sqlx::query_as("SELECT job_type, status, attempts, last_result FROM Jobs")
+                    .fetch_all(p)
+                    .await
+                    .unwrap_or_default()
+            }
+            gradsign::store::Db::Postgres(p) => {
+                sqlx::query_as("SELECT job_type, status, attempts::BIGINT, last_result::TEXT FROM apalis.jobs")
+                    .fetch_all(p)
+                    .await
+                    .unwrap_or_default()
+            }
         }
+    }
+
+    /// Queued mails of a template (any status), from the engine's record.
+    pub async fn mails(&self, template: &str) -> Vec<gradsign::engine::notify::EmailView> {
+        let all = self.app.engine.list_emails(None, None).await.unwrap();
+        all.into_iter().filter(|e| e.template == template).collect()
     }
 
     /// The number of rows in a table, straight from the database.

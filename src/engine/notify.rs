@@ -1,0 +1,501 @@
+//! Mail the engine sends: queued in the transaction that causes it (one `emails` row per
+//! logical send, keyed by case, cause, template and recipient), sent by a job that claims
+//! the row first, so a duplicated or retried job never sends twice. Also reminders and
+//! escalations (mail timers), the daily digest, and the overdue-review list.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::service::{Engine, Result};
+use crate::{
+    definition::{Definition, Mail, Role},
+    jobs::Job,
+    mail::{Mailer, Templates},
+    store::{CaseRow, EmailRow, HistoryRow, PartyKind, StoreError, Tx, from_millis, millis},
+};
+
+/// Templates and transport, loaded once.
+pub struct MailService {
+    pub templates: Templates,
+    pub mailer: Mailer,
+    /// Where platform-admin mail goes (escalations beyond the school).
+    pub platform_admin: Option<String>,
+}
+
+/// How long a sender may hold a mail before another may try it.
+const LEASE_MS: i64 = 120_000;
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// Someone a mail goes to.
+struct Recipient {
+    id: String,
+    name: String,
+    address: Option<String>,
+}
+
+impl Engine {
+    /// The people holding `role` on a case, with their addresses (if on file).
+    async fn recipients(&self, tx: &mut Tx, row: &CaseRow, data: &Value, role: Role) -> Result<Vec<Recipient>> {
+        let text = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(match role {
+            Role::Student => {
+                let p = tx.party(PartyKind::Student, &row.student_id).await?;
+                let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
+                vec![Recipient {
+                    id: row.student_id.clone(),
+                    name: p.map(|p| p.name).unwrap_or_default(),
+                    address: text(&d, "email"),
+                }]
+            }
+            Role::Employer => match &row.employer_id {
+                Some(id) => {
+                    let p = tx.party(PartyKind::Employer, id).await?;
+                    let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
+                    let name = text(&d, "contact").or(p.map(|p| p.name)).unwrap_or_default();
+                    vec![Recipient {
+                        id: id.clone(),
+                        name,
+                        address: text(&d, "email"),
+                    }]
+                }
+                None => {
+                    let e = data.get("employer").cloned().unwrap_or_default();
+                    let name = text(&e, "contact").or(text(&e, "name")).unwrap_or_default();
+                    vec![Recipient {
+                        id: "typed-employer".into(),
+                        name,
+                        address: text(&e, "email"),
+                    }]
+                }
+            },
+            Role::SchoolReviewer | Role::SchoolAdmin => {
+                let p = tx.party(PartyKind::School, &row.school_id).await?;
+                let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
+                let key = if role == Role::SchoolReviewer {
+                    "reviewer_email"
+                } else {
+                    "admin_email"
+                };
+                let name = text(&d, "contact")
+                    .or(text(&d, "office"))
+                    .unwrap_or_else(|| "就业指导中心".into());
+                vec![Recipient {
+                    id: format!("{}:{}", row.school_id, role),
+                    name,
+                    address: text(&d, key),
+                }]
+            }
+            Role::PlatformAdmin => {
+                let address = self.mail.as_ref().and_then(|m| m.platform_admin.clone());
+                vec![Recipient {
+                    id: "platform".into(),
+                    name: "平台管理员".into(),
+                    address,
+                }]
+            }
+            Role::System => Vec::new(),
+        })
+    }
+
+    /// The facts every template may use, from the case as it is now.
+    async fn mail_context(
+        &self,
+        tx: &mut Tx,
+        def: &Definition,
+        row: &CaseRow,
+        data: &Value,
+    ) -> Result<Map<String, Value>> {
+        let parties = self.parties_of(tx, row).await?;
+        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let employer_name = data
+            .pointer("/employer/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| name(&parties.employer));
+        let mut ctx = Map::new();
+        ctx.insert("case_id".into(), json!(row.id));
+        ctx.insert(
+            "case_url".into(),
+            json!(format!("{}/cases/{}", self.settings.base_url, row.id)),
+        );
+        ctx.insert("workflow_title".into(), json!(def.title));
+        ctx.insert("student_name".into(), json!(name(&parties.student)));
+        if !employer_name.is_empty() {
+            ctx.insert("employer_name".into(), json!(employer_name));
+        }
+        ctx.insert("school_name".into(), json!(name(&parties.school)));
+        let position = data
+            .pointer("/terms/position")
+            .and_then(Value::as_str)
+            .unwrap_or("未注明 / not specified");
+        ctx.insert("position".into(), json!(position));
+        if let Some(deadline) = data
+            .get("deadline")
+            .and_then(Value::as_str)
+            .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+        {
+            let deadline = deadline.with_timezone(&Utc);
+            ctx.insert("deadline".into(), json!(local(deadline)));
+            ctx.insert("hours_left".into(), json!((deadline - self.now()).num_hours().max(0)));
+        }
+        let reason = data
+            .pointer("/review/reason")
+            .or_else(|| data.get("decline_reason"))
+            .and_then(Value::as_str);
+        ctx.insert("reason".into(), json!(reason.unwrap_or_default()));
+        if let Some(number) = data.pointer("/agreement/number") {
+            ctx.insert("agreement_number".into(), number.clone());
+        }
+        let entered = from_millis(row.state_entered_at);
+        ctx.insert("submitted_at".into(), json!(local(entered)));
+        ctx.insert("waited_hours".into(), json!((self.now() - entered).num_hours().max(0)));
+        Ok(ctx)
+    }
+
+    /// Queues `mail` for every holder of its roles, once per `cause`.
+    pub(super) async fn queue_mail(
+        &self,
+        tx: &mut Tx,
+        def: &Definition,
+        row: &CaseRow,
+        data: &Value,
+        mail: &Mail,
+        cause: &str,
+    ) -> Result<()> {
+        let base = self.mail_context(tx, def, row, data).await?;
+        for role in &mail.to {
+            for r in self.recipients(tx, row, data, *role).await? {
+                let mut ctx = base.clone();
+                ctx.insert("recipient_name".into(), json!(r.name));
+                if let Some(level) = mail.escalate {
+                    ctx.insert("level".into(), json!(level));
+                }
+                let key = format!("{}:{cause}:{}:{}", row.id, mail.template, r.id);
+                self.queue_one(tx, Some(&row.id), &key, &mail.template, *role, &r, Value::Object(ctx))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_one(
+        &self,
+        tx: &mut Tx,
+        case_id: Option<&str>,
+        key: &str,
+        template: &str,
+        role: Role,
+        r: &Recipient,
+        ctx: Value,
+    ) -> Result<()> {
+        let now = self.now();
+        let email = EmailRow {
+            id: Uuid::now_v7().to_string(),
+            key: key.to_string(),
+            case_id: case_id.map(str::to_string),
+            template: template.to_string(),
+            to_role: role.to_string(),
+            to_name: r.name.clone(),
+            to_address: r.address.clone(),
+            context: ctx.to_string(),
+            // No address on file: recorded, visible, not sent.
+            status: if r.address.is_some() { "pending" } else { "skipped" }.into(),
+            attempts: 0,
+            last_error: r
+                .address
+                .is_none()
+                .then(|| "no e-mail address on file / 未登记邮箱".to_string()),
+            lease_until: None,
+            created_at: millis(now),
+            sent_at: None,
+        };
+        if tx.insert_email(&email).await? && r.address.is_some() {
+            self.push(tx, &Job::SendEmail { email_id: email.id }, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A mail timer came due on a case still in its state: send the reminder and, for
+    /// an escalation, record it in the history and the overdue list.
+    pub(super) async fn remind(
+        &self,
+        tx: &mut Tx,
+        row: &CaseRow,
+        mail: &Mail,
+        timer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let data = row.data_json()?;
+        if let Some(level) = mail.escalate {
+            let mut next = row.clone();
+            next.version += 1;
+            next.updated_at = millis(now);
+            tx.update_case(&next, row.version).await?;
+            tx.insert_history(&HistoryRow {
+                case_id: row.id.clone(),
+                seq: next.version,
+                transition: format!("escalate:{level}"),
+                from_state: Some(row.state.clone()),
+                to_state: row.state.clone(),
+                actor: "system".into(),
+                input: json!({ "level": level, "to": mail.to }).to_string(),
+                at: millis(now),
+                idempotency_key: None,
+            })
+            .await?;
+            let to = mail.to.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+            tx.insert_escalation(&row.id, &row.state, i64::from(level), &to, &row.school_id, millis(now))
+                .await?;
+            tracing::info!(case = %row.id, level, state = %row.state, "review escalated");
+        }
+        self.queue_mail(tx, &def, row, &data, mail, &format!("t{timer_id}"))
+            .await
+    }
+
+    /// The send job. Claims the mail (a lease) before talking to SMTP, so a second
+    /// job for it waits; marks it sent after. `Err` asks for a retry with backoff.
+    pub async fn send_email(&self, id: &str, max_attempts: usize) -> Result<()> {
+        let Some(service) = self.mail.clone() else {
+            return Ok(());
+        };
+        let now = millis(self.now());
+        let mut tx = self.db.begin().await?;
+        let Some(email) = tx.email(id).await? else {
+            return Ok(());
+        };
+        match email.status.as_str() {
+            "sent" | "skipped" | "failed" => return Ok(()),
+            "sending" if email.lease_until.unwrap_or(0) > now => {
+                return Err(StoreError::Queue(format!("mail {id} is being sent by another worker")).into());
+            }
+            _ => {}
+        }
+        let attempts = email.attempts + 1;
+        tx.set_email_status(
+            id,
+            "sending",
+            attempts,
+            email.last_error.as_deref(),
+            Some(now + LEASE_MS),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        let outcome = self.deliver(&service, &email).await;
+        let mut tx = self.db.begin().await?;
+        let result = match outcome {
+            Ok(()) => {
+                tx.set_email_status(id, "sent", attempts, None, None, Some(millis(self.now())))
+                    .await?;
+                Ok(())
+            }
+            Err((message, transient)) if transient && (attempts as usize) < max_attempts => {
+                tx.set_email_status(id, "pending", attempts, Some(&message), None, None)
+                    .await?;
+                Err(StoreError::Queue(message).into())
+            }
+            Err((message, _)) => {
+                tracing::warn!(email = %id, template = %email.template, error = %message, "mail failed for good");
+                tx.set_email_status(id, "failed", attempts, Some(&message), None, None)
+                    .await?;
+                Ok(())
+            }
+        };
+        tx.commit().await?;
+        result
+    }
+
+    async fn deliver(&self, service: &MailService, email: &EmailRow) -> std::result::Result<(), (String, bool)> {
+        let ctx: Value = serde_json::from_str(&email.context).map_err(|e| (format!("stored context: {e}"), false))?;
+        let rendered = service
+            .templates
+            .render(&email.template, &ctx)
+            .map_err(|e| (e.to_string(), false))?;
+        let address = email.to_address.clone().unwrap_or_default();
+        service
+            .mailer
+            .send(&[(email.to_name.clone(), address)], &rendered, &email.key)
+            .await
+            .map_err(|e| (e.to_string(), e.is_transient()))
+    }
+
+    /// Puts a failed mail back in the queue (admins, `POST /emails/{id}/resend`).
+    pub async fn resend_email(&self, id: &str) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let Some(email) = tx.email(id).await? else {
+            return Ok(false);
+        };
+        if email.status != "failed" {
+            return Ok(false);
+        }
+        tx.set_email_status(id, "pending", 0, email.last_error.as_deref(), None, None)
+            .await?;
+        self.push(
+            &mut tx,
+            &Job::SendEmail {
+                email_id: id.to_string(),
+            },
+            self.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn list_emails(&self, status: Option<&str>, case_id: Option<&str>) -> Result<Vec<EmailView>> {
+        let mut tx = self.db.read().await?;
+        let rows = tx.emails(status, case_id, 500).await?;
+        tx.rollback().await?;
+        Ok(rows.into_iter().map(EmailView::from).collect())
+    }
+
+    /// The daily digest: one mail per school to its reviewers, listing the cases in
+    /// review states oldest first. Keyed by school and day, so every process may run it.
+    pub async fn daily_digest(&self) -> Result<usize> {
+        let today = self
+            .now()
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y-%m-%d")
+            .to_string();
+        let mut by_school: std::collections::BTreeMap<String, Vec<(CaseRow, Arc<Definition>)>> = Default::default();
+        let mut tx = self.db.begin().await?;
+        for def in self.registry.all_current() {
+            for state in def.states.values().filter(|s| s.review) {
+                for row in tx.cases_in_state(&def.name, &state.name).await? {
+                    by_school
+                        .entry(row.school_id.clone())
+                        .or_default()
+                        .push((row, def.clone()));
+                }
+            }
+        }
+        let mut sent = 0;
+        for (school, mut cases) in by_school {
+            cases.sort_by_key(|(r, _)| r.state_entered_at);
+            let mut list = Vec::new();
+            for (row, def) in cases.iter().take(20) {
+                let student = tx
+                    .party(PartyKind::Student, &row.student_id)
+                    .await?
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                list.push(json!({ "student_name": student, "workflow_title": def.title, "waiting_since": local(from_millis(row.state_entered_at)),
+                    "case_url": format!("{}/cases/{}", self.settings.base_url, row.id) }));
+            }
+            let (first, def) = &cases[0];
+            let data = first.data_json()?;
+            for r in self.recipients(&mut tx, first, &data, Role::SchoolReviewer).await? {
+                let school_name = tx
+                    .party(PartyKind::School, &school)
+                    .await?
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                let ctx = json!({ "recipient_name": r.name, "school_name": school_name, "count": cases.len(), "cases": list, "date": today,
+                    "queue_url": format!("{}/reviews", self.settings.base_url), "workflow_title": def.title });
+                self.queue_one(
+                    &mut tx,
+                    None,
+                    &format!("digest:{school}:{today}"),
+                    "daily_digest",
+                    Role::SchoolReviewer,
+                    &r,
+                    ctx,
+                )
+                .await?;
+                sent += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(sent)
+    }
+
+    /// Reviews escalated and still waiting: a school admin sees their school's.
+    pub async fn overdue(&self, school: Option<&str>) -> Result<Vec<OverdueView>> {
+        let mut tx = self.db.read().await?;
+        let rows = tx.overdue(school).await?;
+        tx.rollback().await?;
+        let now = self.now();
+        Ok(rows
+            .into_iter()
+            .map(|r| OverdueView {
+                waited_hours: (now - from_millis(r.state_entered_at)).num_hours(),
+                waiting_since: from_millis(r.state_entered_at).to_rfc3339(),
+                escalated_at: from_millis(r.escalated_at).to_rfc3339(),
+                case_id: r.case_id,
+                workflow: r.workflow,
+                state: r.state,
+                student_id: r.student_id,
+                school_id: r.school_id,
+                level: r.level,
+                escalated_to: r.to_role,
+            })
+            .collect())
+    }
+}
+
+/// One overdue review.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OverdueView {
+    pub case_id: String,
+    pub workflow: String,
+    pub state: String,
+    pub student_id: String,
+    pub school_id: String,
+    /// The highest escalation level reached.
+    pub level: i64,
+    pub escalated_to: String,
+    pub escalated_at: String,
+    pub waiting_since: String,
+    pub waited_hours: i64,
+}
+
+/// A logical send, as admins see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EmailView {
+    pub id: String,
+    pub case_id: Option<String>,
+    pub template: String,
+    pub to_role: String,
+    pub to_name: String,
+    pub to_address: Option<String>,
+    /// pending, sending, sent, failed or skipped
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+impl From<EmailRow> for EmailView {
+    fn from(e: EmailRow) -> EmailView {
+        EmailView {
+            id: e.id,
+            case_id: e.case_id,
+            template: e.template,
+            to_role: e.to_role,
+            to_name: e.to_name,
+            to_address: e.to_address,
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            created_at: from_millis(e.created_at).to_rfc3339(),
+            sent_at: e.sent_at.map(|t| from_millis(t).to_rfc3339()),
+        }
+    }
+}

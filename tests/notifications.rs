@@ -1,0 +1,391 @@
+//! Mail, reminders and review escalation, end to end: a real SMTP conversation with a
+//! sink on loopback, decoded with mail-parser; the clock moved by hand.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::Duration as Days;
+use gradsign::mail::test_support::SmtpSink;
+use mail_parser::MessageParser;
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Backend, TestApp, spawn_app_with};
+
+on_both_backends!(
+    an_invitation_mails_the_student_in_chinese_and_english,
+    the_expiring_reminder_goes_out_once_at_its_time,
+    an_invitation_accepted_early_gets_no_reminder,
+    an_overdue_review_is_reminded_then_escalated,
+    a_review_done_in_time_is_neither_reminded_nor_escalated,
+    a_mail_job_run_twice_sends_one_message,
+    a_mail_refused_for_good_is_visible_and_can_be_resent,
+);
+
+async fn app(backend: Backend) -> Option<(TestApp, SmtpSink)> {
+    let sink = SmtpSink::start().await.unwrap();
+    let smtp = sink.smtp_config();
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_host = Some(smtp.host.clone());
+        c.smtp_port = smtp.port;
+        c.smtp_security = "none".into();
+        c.base_url = Some("https://jy.example.edu.cn".into());
+    })
+    .await?;
+    app.seed().await;
+    Some((app, sink))
+}
+
+fn id(r: &support::Reply) -> String {
+    r.body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_string()
+}
+
+/// Waits until the sink holds `n` messages and returns them parsed: (to, subject, text, html, message-id).
+async fn arrived(sink: &SmtpSink, n: usize) -> Vec<(String, String, String, String, String)> {
+    let mails = sink
+        .wait_for(n, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {n} mails arrived: {}", sink.count()));
+    mails
+        .iter()
+        .map(|m| {
+            let parsed = MessageParser::default().parse(&m.data).expect("a parseable message");
+            (
+                m.rcpt_to.join(","),
+                parsed.subject().unwrap_or_default().to_string(),
+                parsed.body_text(0).unwrap_or_default().to_string(),
+                parsed.body_html(0).unwrap_or_default().to_string(),
+                parsed.message_id().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Fires due timers now (the worker's sweep, run in place so the test knows when it is done).
+async fn sweep(app: &TestApp) -> usize {
+    app.app.engine.sweep_timers().await.unwrap()
+}
+
+async fn an_invitation_mails_the_student_in_chinese_and_english(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    let case = id(&app.invite("E1", "S1").await);
+    let mails = arrived(&sink, 1).await;
+    let (to, subject, text, html, message_id) = &mails[0];
+    assert_eq!(to, "s1@students.example.edu.cn");
+    assert!(
+        subject.contains("签约邀请") && subject.contains("invitation"),
+        "{subject}"
+    );
+    for part in [text, html] {
+        assert!(
+            part.contains("龙江软件有限公司") && part.contains("软件工程师"),
+            "{part}"
+        );
+        assert!(
+            part.contains(&format!("https://jy.example.edu.cn/cases/{case}")),
+            "{part}"
+        );
+    }
+    let (zh, en) = (
+        text.find("同学").unwrap(),
+        text.find("Dear").or_else(|| text.find("Hello")).unwrap_or(usize::MAX),
+    );
+    assert!(zh < en, "Chinese first, English below");
+    assert!(!message_id.is_empty());
+    let raw = String::from_utf8_lossy(&sink.received()[0].data).to_string();
+    assert!(raw.contains("multipart/alternative") && raw.contains("Date:"), "{raw}");
+}
+
+async fn the_expiring_reminder_goes_out_once_at_its_time(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    let case = id(&app.invite("E2", "S2").await);
+    arrived(&sink, 1).await;
+    app.clock.advance(Days::days(5));
+    sweep(&app).await;
+    assert!(
+        app.mails("invitation_expiring").await.is_empty(),
+        "not yet: the deadline is two days away"
+    );
+    app.clock.advance(Days::hours(25)); // 6 days 1 hour: less than a day is left
+    assert_eq!(sweep(&app).await, 1);
+    let mails = arrived(&sink, 2).await;
+    let (to, subject, text, _, _) = &mails[1];
+    assert_eq!(to, "s2@students.example.edu.cn");
+    assert!(subject.contains("即将") || subject.contains("expire"), "{subject}");
+    assert!(text.contains("松花江数据科技有限公司"));
+    sweep(&app).await;
+    app.sweep_through_worker().await;
+    assert_eq!(app.mails("invitation_expiring").await.len(), 1, "once");
+    assert_eq!(app.case(&case, &app.student("S2")).await.body["state"], "invited");
+    // The expiry itself then tells the employer.
+    app.clock.advance(Days::days(1));
+    sweep(&app).await;
+    let mails = arrived(&sink, 3).await;
+    assert_eq!(mails[2].0, "hr@e2.example.com");
+    assert_eq!(app.mails("invitation_expiring").await.len(), 1);
+}
+
+async fn an_invitation_accepted_early_gets_no_reminder(backend: Backend) {
+    let Some((app, _sink)) = app(backend).await else { return };
+    let case = id(&app.invite("E1", "S3").await);
+    let s3 = app.student("S3");
+    app.fire(&case, "view", &s3, json!({})).await;
+    assert_eq!(app.fire(&case, "accept", &s3, json!({})).await.status, StatusCode::OK);
+    app.clock.advance(Days::hours(6 * 24 + 12));
+    assert_eq!(sweep(&app).await, 0);
+    assert!(app.mails("invitation_expiring").await.is_empty());
+}
+
+async fn submitted(app: &TestApp, student: &str) -> String {
+    let case = id(&app.invite("E1", student).await);
+    let token = app.student(student);
+    for step in ["view", "accept", "confirm"] {
+        assert_eq!(
+            app.fire(&case, step, &token, json!({})).await.status,
+            StatusCode::OK,
+            "{step}"
+        );
+    }
+    case
+}
+
+async fn an_overdue_review_is_reminded_then_escalated(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    let case = submitted(&app, "S1").await;
+    let before = arrived(&sink, 3).await; // invitation, and agreement_confirmed to employer and reviewers
+    assert!(
+        before
+            .iter()
+            .any(|m| m.0 == "review@nit.example.edu.cn" && m.1.contains("协议")),
+        "{before:?}"
+    );
+    app.clock.advance(Days::hours(49));
+    assert_eq!(sweep(&app).await, 1);
+    let mails = arrived(&sink, 4).await;
+    assert_eq!(mails[3].0, "review@nit.example.edu.cn", "the reviewers are reminded");
+    let school_admin = app.token(gradsign::definition::Role::SchoolAdmin, None, Some(support::SCHOOL));
+    assert!(
+        app.get("/api/v1/reviews/overdue", &school_admin)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    app.clock.advance(Days::hours(3 * 24 + 1)); // five days and change in review
+    assert_eq!(sweep(&app).await, 1);
+    let mails = arrived(&sink, 5).await;
+    assert_eq!(mails[4].0, "dean@nit.example.edu.cn", "escalated to the school admin");
+    assert!(mails[4].2.contains("李明"));
+    let overdue = app.get("/api/v1/reviews/overdue", &school_admin).await;
+    assert_eq!(overdue.status, StatusCode::OK);
+    let row = &overdue.body[0];
+    assert_eq!(row["case_id"], case.as_str());
+    assert_eq!(row["level"], 1);
+    assert!(row["waited_hours"].as_i64().unwrap() >= 5 * 24, "{row}");
+    let history = app.case(&case, &app.admin()).await.body["history"].clone();
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["transition"] == "escalate:1" && h["actor"] == "system")
+    );
+    assert_eq!(
+        app.get("/api/v1/reviews/overdue", &app.student("S1")).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Reviewing resolves it.
+    assert_eq!(
+        app.fire(&case, "approve", &app.reviewer(), json!({})).await.status,
+        StatusCode::OK
+    );
+    assert!(
+        app.get("/api/v1/reviews/overdue", &school_admin)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_review_done_in_time_is_neither_reminded_nor_escalated(backend: Backend) {
+    let Some((app, _sink)) = app(backend).await else { return };
+    let case = submitted(&app, "S2").await;
+    app.clock.advance(Days::days(1));
+    assert_eq!(
+        app.fire(&case, "approve", &app.reviewer(), json!({})).await.status,
+        StatusCode::OK
+    );
+    app.clock.advance(Days::days(12));
+    assert_eq!(sweep(&app).await, 0);
+    assert!(app.mails("review_pending").await.is_empty());
+    assert!(app.mails("review_overdue").await.is_empty());
+    assert_eq!(
+        app.mails("review_approved").await.len(),
+        2,
+        "student and employer hear the result"
+    );
+}
+
+async fn a_mail_job_run_twice_sends_one_message(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    app.invite("E3", "S4").await;
+    arrived(&sink, 1).await;
+    let mail = sent(&app, "invitation_received", "s4@students.example.edu.cn").await;
+    // The same job again, twice at once, as a duplicated or re-enqueued job would run.
+    let engine = &app.app.engine;
+    let (a, b) = tokio::join!(engine.send_email(&mail.id, 5), engine.send_email(&mail.id, 5));
+    let _ = (a, b);
+    engine.send_email(&mail.id, 5).await.unwrap();
+    assert_eq!(sink.count(), 1, "exactly one message at the server");
+
+    // A worker that died holding the mail (status sending, lease run out) before it
+    // reached the server: the retry sends it, once.
+    app.invite("E3", "S3").await;
+    arrived(&sink, 2).await;
+    let second = sent(&app, "invitation_received", "s3@students.example.edu.cn").await;
+    let mut tx = engine.db.begin().await.unwrap();
+    tx.set_email_status(&second.id, "sending", 1, None, Some(0), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    engine.send_email(&second.id, 5).await.unwrap();
+    engine.send_email(&second.id, 5).await.unwrap();
+    assert_eq!(sink.count(), 3, "one more message for the retried mail, not two");
+}
+
+async fn a_mail_refused_for_good_is_visible_and_can_be_resent(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    sink.fail_next_data(1, 550);
+    app.invite("E1", "S2").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let r = app.get("/api/v1/emails?status=failed", &app.admin()).await;
+        if let Some(first) = r.body.as_array().and_then(|a| a.first()).cloned() {
+            break first;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no failed mail listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed["template"], "invitation_received");
+    assert!(failed["last_error"].as_str().unwrap().contains("550"), "{failed}");
+    assert_eq!(
+        app.get("/api/v1/emails?status=failed", &app.student("S2")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let resent = app
+        .post(
+            &format!("/api/v1/emails/{}/resend", failed["id"].as_str().unwrap()),
+            &app.admin(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::ACCEPTED);
+    let mails = arrived(&sink, 1).await;
+    assert_eq!(mails[0].0, "s2@students.example.edu.cn");
+}
+
+/// Waits until the mail of `template` to `address` is marked sent.
+async fn sent(app: &TestApp, template: &str, address: &str) -> gradsign::engine::notify::EmailView {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = app
+            .mails(template)
+            .await
+            .into_iter()
+            .find(|m| m.to_address.as_deref() == Some(address));
+        if let Some(m) = found.filter(|m| m.status == "sent") {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{template} to {address} was not marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_both_backends!(the_daily_digest_lists_waiting_reviews_oldest_first);
+
+async fn the_daily_digest_lists_waiting_reviews_oldest_first(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    submitted(&app, "S1").await;
+    app.clock.advance(Days::hours(3));
+    submitted(&app, "S2").await;
+    assert_eq!(
+        app.app.engine.daily_digest().await.unwrap(),
+        1,
+        "one digest for the one school"
+    );
+    assert_eq!(app.app.engine.daily_digest().await.unwrap(), 1);
+    let digest = sent(&app, "daily_digest", "review@nit.example.edu.cn").await;
+    let mails = arrived(&sink, sink.count()).await;
+    let ids: Vec<_> = mails
+        .iter()
+        .filter(|m| m.1.contains("待审核") || m.1.contains("待办"))
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one digest message: {:?}",
+        mails.iter().map(|m| &m.1).collect::<Vec<_>>()
+    );
+    let (to, _, text, _, _) = ids[0].clone();
+    assert_eq!(to, "review@nit.example.edu.cn");
+    assert_eq!(digest.template, "daily_digest");
+    let (li, wang) = (text.find("李明").unwrap(), text.find("王芳").unwrap());
+    assert!(li < wang, "oldest first: {text}");
+    assert_eq!(
+        app.mails("daily_digest").await.len(),
+        1,
+        "once a day, however often it runs"
+    );
+}
+
+#[test]
+fn every_template_a_definition_may_name_exists() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/email");
+    let names = gradsign::mail::Templates::load(&dir).unwrap().names();
+    let known: Vec<String> = gradsign::definition::MAIL_TEMPLATES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(names, known);
+}
+
+#[test]
+fn the_digest_schedule_fires_at_eight_in_shanghai_across_a_day_boundary() {
+    use chrono::TimeZone;
+    let source =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/mail.toml")).unwrap();
+    let queue = gradsign::jobs::config::parse("workers/mail.toml", &source).unwrap();
+    let cron = queue.cron.iter().find(|c| c.job == "daily_digest").unwrap();
+    // 23:30 on 27 November in Shanghai is 15:30 UTC; the next 08:00 there is the 28th.
+    let start = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, 27, 23, 30, 0)
+        .unwrap();
+    let next: Vec<_> = cron.schedule.after(&start).take(2).collect();
+    assert_eq!(
+        next[0],
+        chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
+            .unwrap()
+    );
+    assert_eq!(
+        next[0].with_timezone(&chrono::Utc),
+        chrono::Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        next[1],
+        chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(2026, 11, 29, 8, 0, 0)
+            .unwrap()
+    );
+}
