@@ -121,7 +121,7 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 apalis_sqlite::SqliteStorage::<()>::migrations().run(pool).await?;
-                let mut ours = sqlx::migrate!("migrations/sqlite");
+                let mut ours = sqlx::migrate!("./migrations");
                 ours.dangerous_set_table_name("gradsign_migrations");
                 ours.run(pool).await?;
             }
@@ -130,7 +130,7 @@ impl Db {
                     .execute(pool)
                     .await?;
                 apalis_postgres::PostgresStorage::<()>::migrations().run(pool).await?;
-                let mut ours = sqlx::migrate!("migrations/postgres");
+                let mut ours = sqlx::migrate!("./migrations");
                 ours.dangerous_set_table_name("gradsign_migrations");
                 ours.run(pool).await?;
             }

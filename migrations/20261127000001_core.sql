@@ -1,6 +1,6 @@
--- gradsign core tables (PostgreSQL). The SQLite migration of the same name holds the
--- same tables with the same columns; times are milliseconds since the Unix epoch in
--- both, JSON is kept as text in both, so every query runs unchanged on either.
+-- gradsign core tables. One set of migrations serves SQLite and PostgreSQL: the
+-- columns are the same on both; times are milliseconds since the Unix epoch and JSON
+-- is kept as text, so every query runs unchanged on either backend.
 
 -- Reference data the platform syncs to us: schools, students, employers.
 CREATE TABLE parties (
