@@ -7,6 +7,7 @@ mod documents;
 pub mod error;
 mod extract;
 mod parties;
+mod reference;
 
 use std::sync::Arc;
 
@@ -37,10 +38,10 @@ pub struct AppState {
 #[openapi(
     info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination,
-        documents::list, documents::get, documents::upload, documents::verify),
+        documents::list, documents::get, documents::upload, documents::verify, reference::destination_categories),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"))
+    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "reference", description = "destination categories and code lists"))
 )]
 pub struct ApiDoc;
 
@@ -78,7 +79,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(state.max_upload_bytes + 64 * 1024)),
         )
         .route("/documents/{id}", get(documents::get))
-        .route("/verify/{number}", get(documents::verify));
+        .route("/verify/{number}", get(documents::verify))
+        .route(
+            "/reference/destination-categories",
+            get(reference::destination_categories),
+        );
     Router::new()
         .nest("/api/v1", api)
         .route("/openapi.json", get(openapi))
