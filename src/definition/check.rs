@@ -19,7 +19,8 @@ use super::{
 };
 
 /// The kinds a form field may have. Kinds beyond the first five are checked by the
-/// validators in [`crate::domain`].
+/// validators in [`crate::domain`]; `destination` is a registration under a destination
+/// category of the reference data (`{ "category": "11", "fields": { … } }`).
 pub const FIELD_KINDS: &[&str] = &[
     "text",
     "date",
@@ -33,6 +34,7 @@ pub const FIELD_KINDS: &[&str] = &[
     "id_number",
     "postcode",
     "region_code",
+    "destination",
 ];
 
 /// The names an expression may use: the case's parties, its data, the input being
@@ -424,10 +426,19 @@ impl Checker<'_> {
                 ),
             }
         }
-        if on_enter.contains(&Effect::RecordDestination) && raw.destination.is_none() {
+        // `record_destination` takes the category from the data's `destination` field when a
+        // form asks for one, else from the definition's `destination` code.
+        let registers = forms
+            .values()
+            .flat_map(|f| &f.fields)
+            .any(|f| f.name == "destination" && f.kind == "destination");
+        if on_enter.contains(&Effect::RecordDestination) && raw.destination.is_none() && !registers {
             self.problem(
                 &span,
-                format!("state `{name}` records a destination but the definition names no `destination` code"),
+                format!(
+                    "state `{name}` records a destination but the definition names no `destination` code \
+                     and no form has a `destination` field of kind `destination`"
+                ),
             );
         }
         State {

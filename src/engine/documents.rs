@@ -288,7 +288,7 @@ impl Engine {
         let local = |ms: i64| from_millis(ms).with_timezone(&chrono_tz::Asia::Shanghai);
         let mut dates = Map::new();
         let mut signing = Vec::new();
-        for h in history.iter().filter(|h| h.transition != "view") {
+        for h in &history {
             let (side, who) = party_of(&h.actor);
             let title = def
                 .transition(&h.transition)

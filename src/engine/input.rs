@@ -12,15 +12,24 @@ use crate::{
 
 /// Flattens nested objects into dotted names: `{"terms": {"a": 1}}` → `terms.a`.
 pub fn flatten(input: &Map<String, Value>) -> Vec<(String, Value)> {
+    flatten_except(input, "", &[])
+}
+
+/// Like [`flatten`], but an object at one of the `whole` names stays one value (a field
+/// whose value is an object, such as a `destination` registration).
+fn flatten_except(input: &Map<String, Value>, prefix: &str, whole: &[&str]) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (key, value) in input {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
-            Value::Object(inner) if !inner.is_empty() => {
-                for (k, v) in flatten(inner) {
-                    out.push((format!("{key}.{k}"), v));
-                }
+            Value::Object(inner) if !inner.is_empty() && !whole.contains(&name.as_str()) => {
+                out.extend(flatten_except(inner, &name, whole));
             }
-            other => out.push((key.clone(), other.clone())),
+            other => out.push((name, other.clone())),
         }
     }
     out
@@ -57,7 +66,12 @@ pub fn validate(forms: &[&Form], input: &Value, now: DateTime<Utc>) -> Result<Ve
     };
     let fields: Vec<&Field> = forms.iter().flat_map(|f| &f.fields).collect();
     let mut errors = Vec::new();
-    let given = flatten(object);
+    let whole: Vec<&str> = fields
+        .iter()
+        .filter(|f| OBJECT_KINDS.contains(&f.kind.as_str()))
+        .map(|f| f.name.as_str())
+        .collect();
+    let given = flatten_except(object, "", &whole);
     for (name, _) in &given {
         if !fields.iter().any(|f| &f.name == name) {
             errors.push(
@@ -78,6 +92,13 @@ pub fn validate(forms: &[&Form], input: &Value, now: DateTime<Utc>) -> Result<Ve
             .map(|(_, v)| v)
             .filter(|v| !is_blank(v));
         match (value, field.kind.as_str()) {
+            (Some(v), "destination") => match destination(v) {
+                Ok(v) => values.push((field.name.clone(), v)),
+                Err(list) => errors.extend(list.into_iter().map(|mut e| {
+                    e.field = format!("input.{}.{}", field.name, e.field);
+                    e
+                })),
+            },
             (Some(v), _) => match check_field(field, v, now) {
                 Ok(v) => values.push((field.name.clone(), v)),
                 Err(mut e) => {
@@ -101,6 +122,112 @@ pub fn validate(forms: &[&Form], input: &Value, now: DateTime<Utc>) -> Result<Ve
         }
     }
     if errors.is_empty() { Ok(values) } else { Err(errors) }
+}
+
+/// Kinds whose value is a JSON object, kept whole rather than flattened into fields.
+const OBJECT_KINDS: &[&str] = &["destination"];
+
+/// A destination registration: `{ "category": "11", "fields": { … } }`, checked against
+/// the reference data's category (every problem at once, each named
+/// `fields.<name>` or `category`), and normalised with the category's name and the
+/// number of proofs it requires (`min_proofs`), for guards such as
+/// `documents.proof >= data.destination.min_proofs`. A category that only an approved
+/// agreement writes (10, `written_by_agreement`) cannot be registered by hand (R2).
+fn destination(value: &Value) -> Result<Value, Vec<FieldError>> {
+    let reference = domain::Reference::builtin();
+    let Some(object) = value.as_object() else {
+        return Err(vec![
+            type_error(
+                "毕业去向登记（category 与 fields）",
+                "a destination registration (category and fields)",
+            )
+            .with_field("category"),
+        ]);
+    };
+    // Codes are ASCII digits; full-width digits typed on a Chinese keyboard are accepted.
+    let code: String = object
+        .get("category")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            other => other,
+        })
+        .collect();
+    let code = code.as_str();
+    let Some(category) = reference.category(code) else {
+        let e = if code.is_empty() {
+            FieldError::new("required", "请选择毕业去向", "the destination category is required")
+        } else {
+            FieldError::new(
+                "destination.unknown",
+                format!("“{code}”不是有效的毕业去向代码"),
+                format!("'{code}' is not a known destination code"),
+            )
+        };
+        return Err(vec![e.with_field("category")]);
+    };
+    if category.written_by_agreement {
+        return Err(vec![
+            FieldError::new(
+                "destination.by_agreement",
+                format!(
+                    "“{}”由审核通过的就业协议自动生成，请通过线上或线下签约办理",
+                    category.name_zh
+                ),
+                format!(
+                    "'{}' is written by an approved agreement; use online or offline signing",
+                    category.name_en
+                ),
+            )
+            .with_field("category"),
+        ]);
+    }
+    let mut errors: Vec<FieldError> = object
+        .keys()
+        .filter(|k| *k != "category" && *k != "fields")
+        .map(|k| {
+            FieldError::new(
+                "unknown_field",
+                format!("毕业去向登记没有 {k} 一项"),
+                format!("a destination registration has no {k}"),
+            )
+            .with_field(k.as_str())
+        })
+        .collect();
+    let empty = Map::new();
+    let fields = match object.get("fields") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            errors.push(type_error("对象", "an object").with_field("fields"));
+            &empty
+        }
+    };
+    let normalised = match reference.validate_registration(code, fields) {
+        Ok(map) => map,
+        Err(list) => {
+            errors.extend(list.into_iter().map(|e| {
+                let name = format!("fields.{}", e.field);
+                e.with_field(name)
+            }));
+            Map::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let required: Vec<_> = category.proofs.iter().filter(|p| p.required).collect();
+    Ok(serde_json::json!({
+        "category": code,
+        "category_name": category.name_zh,
+        "category_name_en": category.name_en,
+        "fields": normalised,
+        "min_proofs": required.iter().map(|p| i64::from(p.min_count)).sum::<i64>(),
+        "proofs": required.iter().map(|p| serde_json::json!({ "kind": p.kind, "label_zh": p.label_zh, "label_en": p.label_en, "min_count": p.min_count })).collect::<Vec<_>>(),
+    }))
 }
 
 fn is_blank(v: &Value) -> bool {

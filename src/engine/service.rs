@@ -470,11 +470,33 @@ impl Engine {
     ) -> Result<()> {
         match effect {
             Effect::RecordDestination => {
-                let category = def.destination.as_deref().unwrap_or_default();
-                let unit = match &row.employer_id {
-                    Some(id) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
-                    None => data
+                // A registration (a `destination` field) names its own category and unit;
+                // an agreement path writes the definition's code and the employer.
+                let registration = data.get("destination").filter(|d| d.get("category").is_some());
+                let category = registration
+                    .and_then(|d| d.get("category"))
+                    .and_then(Value::as_str)
+                    .or(def.destination.as_deref())
+                    .unwrap_or_default();
+                let registered = |names: &[&str]| {
+                    let fields = registration.and_then(|d| d.get("fields"))?;
+                    names
+                        .iter()
+                        .find_map(|n| fields.get(*n).and_then(Value::as_str))
+                        .map(str::to_string)
+                };
+                let unit = match (&row.employer_id, registration) {
+                    (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),
+                    (Some(id), None) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
+                    (None, None) => data
                         .pointer("/employer/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                };
+                let location = match registration {
+                    Some(_) => registered(REGISTERED_LOCATION_FIELDS),
+                    None => data
+                        .pointer("/terms/work_place")
                         .and_then(Value::as_str)
                         .map(str::to_string),
                 };
@@ -482,10 +504,7 @@ impl Engine {
                     student_id: row.student_id.clone(),
                     category_code: category.to_string(),
                     unit_name: unit,
-                    location: data
-                        .pointer("/terms/work_place")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    location,
                     case_id: row.id.clone(),
                     approved_at: now_ms,
                     data: data.to_string(),
@@ -823,6 +842,20 @@ impl Engine {
         })
     }
 }
+
+/// The fields of a registration (`reference/destination_categories.toml`) that name the
+/// unit of the destination record, first found wins: the employer, the business, the
+/// admitting school, the recruiting office.
+const REGISTERED_UNIT_FIELDS: &[&str] = &[
+    "unit_name",
+    "enterprise_name",
+    "admitting_school",
+    "school",
+    "recruiting_office",
+];
+
+/// The fields of a registration that say where: a region code, or a country abroad.
+const REGISTERED_LOCATION_FIELDS: &[&str] = &["location", "country_region"];
 
 fn not_found(what: &'static str, id: &str) -> EngineError {
     EngineError::NotFound {

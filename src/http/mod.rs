@@ -8,6 +8,7 @@ mod documents;
 pub mod error;
 mod extract;
 mod parties;
+mod reference;
 
 use std::sync::Arc;
 
@@ -38,10 +39,11 @@ pub struct AppState {
 #[openapi(
     info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination,
-        documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue),
+        documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
+        reference::destination_categories),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"))
+    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"))
 )]
 pub struct ApiDoc;
 
@@ -82,7 +84,11 @@ pub fn router(state: AppState) -> Router {
         .route("/verify/{number}", get(documents::verify))
         .route("/emails", get(admin::emails))
         .route("/emails/{id}/resend", post(admin::resend))
-        .route("/reviews/overdue", get(admin::overdue));
+        .route("/reviews/overdue", get(admin::overdue))
+        .route(
+            "/reference/destination-categories",
+            get(reference::destination_categories),
+        );
     Router::new()
         .nest("/api/v1", api)
         .route("/openapi.json", get(openapi))

@@ -252,6 +252,66 @@ impl TestApp {
         .await
     }
 
+    /// Uploads a file into a case's slot (multipart `slot` + `file`), as the platform does.
+    pub async fn upload(&self, case: &str, token: &str, slot: &str, file_name: &str, bytes: Vec<u8>) -> Reply {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string());
+        let form = reqwest::multipart::Form::new()
+            .text("slot", slot.to_string())
+            .part("file", part);
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/cases/{case}/documents", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("the upload is answered");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    /// Waits until the render of `slot` for the case is `status` (done, failed); returns
+    /// the case's document list.
+    pub async fn wait_for_render(&self, case: &str, slot: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        let admin = self.admin();
+        loop {
+            let r = self.get(&format!("/api/v1/cases/{case}/documents"), &admin).await;
+            let render = r.body["renders"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["slot"] == slot))
+                .cloned();
+            let has_doc = current_document(&r.body, slot, 0).is_some();
+            if render.as_ref().is_some_and(|x| x["status"] == status) && (status != "done" || has_doc) {
+                return r.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {status} render of {slot}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Downloads a document (by its `url`) and returns status and bytes.
+    pub async fn download(&self, doc: &Value, token: &str) -> (StatusCode, Vec<u8>) {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.base, doc["url"].as_str().unwrap()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
     /// An employer invites a student; returns the reply (201 with the case on success).
     pub async fn invite(&self, employer: &str, student: &str) -> Reply {
         let body = json!({ "workflow": "online_signing", "student": student, "input": { "terms": { "position": "软件工程师", "work_place": "哈尔滨市南岗区" } } });
@@ -366,4 +426,34 @@ pub fn action<'a>(case: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|a| a.iter().find(|x| x["name"] == name))
         .unwrap_or(&Value::Null)
+}
+
+/// The current (not replaced) document of a slot and page in a document list.
+pub fn current_document<'a>(list: &'a Value, slot: &str, page: i64) -> Option<&'a Value> {
+    list["documents"]
+        .as_array()?
+        .iter()
+        .find(|d| d["slot"] == slot && d["page"] == page && d["replaced_at"].is_null())
+}
+
+/// A small well-formed PDF whose bytes differ by `tag` (uploads of equal bytes are refused).
+pub fn pdf(tag: &str) -> Vec<u8> {
+    format!("%PDF-1.4\n% {tag}\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n").into_bytes()
+}
+
+/// The text of one page of a PDF, whitespace removed, via poppler's pdftotext.
+pub fn pdf_page_text(pdf: &[u8], page: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-f", &page.to_string(), "-l", &page.to_string()])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed; .ci/run installs it");
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }
