@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Backend, TestApp, spawn_app};
+use support::{Backend, TestApp, current_document, pdf_page_text, spawn_app};
 
 on_both_backends!(
     confirming_renders_a_preview_and_approval_the_final_agreement,
@@ -39,35 +39,6 @@ async fn submitted_case(app: &TestApp, student: &str) -> String {
     case
 }
 
-/// Waits until the render of `slot` for the case is done or failed.
-async fn wait_for_render(app: &TestApp, case: &str, slot: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let admin = app.admin();
-    loop {
-        let r = app.get(&format!("/api/v1/cases/{case}/documents"), &admin).await;
-        let render = r.body["renders"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["slot"] == slot))
-            .cloned();
-        if render.as_ref().is_some_and(|x| x["status"] == status) {
-            return r.body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {status} render of {slot}: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn current<'a>(list: &'a Value, slot: &str, page: i64) -> Option<&'a Value> {
-    list["documents"]
-        .as_array()?
-        .iter()
-        .find(|d| d["slot"] == slot && d["page"] == page && d["replaced_at"].is_null())
-}
-
 async fn download(app: &TestApp, doc: &Value, token: &str) -> reqwest::Response {
     app.client
         .get(format!("{}{}", app.base, doc["url"].as_str().unwrap()))
@@ -75,23 +46,6 @@ async fn download(app: &TestApp, doc: &Value, token: &str) -> reqwest::Response 
         .send()
         .await
         .unwrap()
-}
-
-/// The text of one page of a PDF, whitespace removed, via poppler's pdftotext.
-fn pdf_page_text(pdf: &[u8], page: u32) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let out = Command::new("pdftotext")
-        .args(["-layout", "-f", &page.to_string(), "-l", &page.to_string()])
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils) is installed; .ci/run installs it");
-    String::from_utf8_lossy(&out.stdout)
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
 }
 
 async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: Backend) {
@@ -104,16 +58,17 @@ async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: 
         .to_string();
     assert!(number.starts_with("20") && number.contains("-10212-"), "{number}");
 
-    let list = wait_for_render(&app, &case, "agreement_preview", "done").await;
-    let preview = current(&list, "agreement_preview", 0).expect("a preview PDF");
+    let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let preview = current_document(&list, "agreement_preview", 0).expect("a preview PDF");
     assert_eq!(preview["content_type"], "application/pdf");
     assert!(
-        current(&list, "agreement_preview", 1).is_some() && current(&list, "agreement_preview", 2).is_some(),
+        current_document(&list, "agreement_preview", 1).is_some()
+            && current_document(&list, "agreement_preview", 2).is_some(),
         "two page images"
     );
     let students_view = app.get(&format!("/api/v1/cases/{case}/documents"), &s1).await;
     assert!(
-        current(&students_view.body, "agreement", 0).is_none(),
+        current_document(&students_view.body, "agreement", 0).is_none(),
         "no final agreement before approval"
     );
     let resp = download(&app, preview, &s1).await;
@@ -126,7 +81,7 @@ async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: 
         "the preview is marked: {page1}"
     );
 
-    let png = current(&list, "agreement_preview", 1).unwrap();
+    let png = current_document(&list, "agreement_preview", 1).unwrap();
     let resp = download(&app, png, &s1).await;
     assert_eq!(resp.headers()["content-type"], "image/png");
     let bytes = resp.bytes().await.unwrap();
@@ -140,8 +95,10 @@ async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: 
         app.fire(&case, "approve", &app.reviewer(), json!({})).await.status,
         StatusCode::OK
     );
-    let list = wait_for_render(&app, &case, "agreement", "done").await;
-    let final_pdf = current(&list, "agreement", 0).expect("the final agreement").clone();
+    let list = app.wait_for_render(&case, "agreement", "done").await;
+    let final_pdf = current_document(&list, "agreement", 0)
+        .expect("the final agreement")
+        .clone();
     let resp = download(&app, &final_pdf, &s1).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/pdf");
@@ -238,7 +195,7 @@ async fn a_name_the_fonts_cannot_print_fails_the_render_visibly(backend: Backend
         .await;
     assert!(r.status.is_success(), "{}", r.body);
     let case = submitted_case(&app, "S9").await;
-    let list = wait_for_render(&app, &case, "agreement_preview", "failed").await;
+    let list = app.wait_for_render(&case, "agreement_preview", "failed").await;
     let render = list["renders"]
         .as_array()
         .unwrap()
@@ -249,7 +206,7 @@ async fn a_name_the_fonts_cannot_print_fails_the_render_visibly(backend: Backend
     assert!(error.contains('𠇔') && error.contains("student.name"), "{error}");
     assert_eq!(render["attempts"], 1, "a missing glyph is not retried");
     assert!(
-        current(&list, "agreement_preview", 0).is_none(),
+        current_document(&list, "agreement_preview", 0).is_none(),
         "no blank-box PDF is stored"
     );
 }
@@ -259,8 +216,8 @@ async fn amended_terms_give_a_new_document_and_keep_the_old(backend: Backend) {
     let case = submitted_case(&app, "S2").await;
     let s2 = app.student("S2");
     let number = app.case(&case, &s2).await.body["data"]["agreement"]["number"].clone();
-    let first = wait_for_render(&app, &case, "agreement_preview", "done").await;
-    let old = current(&first, "agreement_preview", 0).unwrap().clone();
+    let first = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let old = current_document(&first, "agreement_preview", 0).unwrap().clone();
     let reason = json!({ "review": { "reason": "薪酬写法不规范" } });
     assert_eq!(
         app.fire(&case, "return", &app.reviewer(), reason).await.status,
@@ -280,8 +237,8 @@ async fn amended_terms_give_a_new_document_and_keep_the_old(backend: Backend) {
     let version = confirmed.body["version"].as_i64().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let list = loop {
-        let list = wait_for_render(&app, &case, "agreement_preview", "done").await;
-        let fresh = current(&list, "agreement_preview", 0).is_some_and(|d| d["case_version"] == version);
+        let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+        let fresh = current_document(&list, "agreement_preview", 0).is_some_and(|d| d["case_version"] == version);
         if fresh {
             break list;
         }
@@ -291,7 +248,7 @@ async fn amended_terms_give_a_new_document_and_keep_the_old(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let new = current(&list, "agreement_preview", 0).unwrap();
+    let new = current_document(&list, "agreement_preview", 0).unwrap();
     assert_ne!(new["sha256"], old["sha256"], "changed data, new document");
     let kept = list["documents"]
         .as_array()

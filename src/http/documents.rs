@@ -71,9 +71,16 @@ pub async fn get(
 pub fn content_disposition(kind: &str, name: &str) -> String {
     // The ASCII fallback keeps what old clients can show: letters, digits and -._ (a
     // Chinese name becomes its number and extension, e.g. `2026-10212-000001-A.pdf`).
-    let kept: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c)).collect();
+    let kept: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
+        .collect();
     let fallback = kept.trim_start_matches(['-', '_', '.']).to_string();
-    let fallback = if fallback.is_empty() || fallback.starts_with('.') { format!("document{fallback}") } else { fallback };
+    let fallback = if fallback.is_empty() || fallback.starts_with('.') {
+        format!("document{fallback}")
+    } else {
+        fallback
+    };
     let mut encoded = String::new();
     for b in name.as_bytes() {
         match *b {
