@@ -269,12 +269,8 @@ impl Engine {
         };
         let history = tx.history(&row.id).await?;
         let def = self.definition_of(tx, &row.workflow_hash).await?;
-        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let employer_name = data
-            .pointer("/employer/name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| name(&parties.employer));
+        let name = super::party_name;
+        let employer_name = parties.employer_name(&data);
         // Who, in the agreement's own terms (甲方, 乙方, 丙方), and the transition's Chinese title.
         let party_of = |actor: &str| -> (&'static str, String) {
             match actor.split([':', '@']).next().unwrap_or_default() {

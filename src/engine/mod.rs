@@ -73,6 +73,26 @@ pub struct Parties {
     pub school: Value,
 }
 
+impl Parties {
+    /// The employer's name as the case knows it: typed into the case (offline) or the
+    /// synced employer record (online).
+    pub fn employer_name(&self, data: &Value) -> String {
+        data.pointer("/employer/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| party_name(&self.employer))
+    }
+}
+
+/// The `name` of a party record (empty when absent).
+pub fn party_name(record: &Value) -> String {
+    record
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Why a transition cannot be fired. The HTTP layer maps each to a status.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Refusal {

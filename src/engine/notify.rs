@@ -120,12 +120,8 @@ impl Engine {
         data: &Value,
     ) -> Result<Map<String, Value>> {
         let parties = self.parties_of(tx, row).await?;
-        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let employer_name = data
-            .pointer("/employer/name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| name(&parties.employer));
+        let name = super::party_name;
+        let employer_name = parties.employer_name(data);
         let mut ctx = Map::new();
         ctx.insert("case_id".into(), json!(row.id));
         ctx.insert(

@@ -78,7 +78,7 @@ pub struct CaseFilter {
     pub limit: i64,
 }
 
-const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at";
+pub(super) const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at";
 
 impl Tx {
     pub async fn case(&mut self, id: &str) -> Result<Option<CaseRow>> {

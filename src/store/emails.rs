@@ -162,12 +162,16 @@ impl Tx {
 
     /// Cases of a workflow in a state, oldest in it first (the review digest).
     pub async fn cases_in_state(&mut self, workflow: &str, state: &str) -> Result<Vec<super::CaseRow>> {
-        let sql = "SELECT id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at
-                   FROM cases WHERE workflow = $1 AND state = $2 ORDER BY state_entered_at";
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, super::CaseRow>(sql)
-            .bind(workflow)
-            .bind(state)
-            .fetch_all(c)
-            .await)?)
+        let sql = format!(
+            "SELECT {} FROM cases WHERE workflow = $1 AND state = $2 ORDER BY state_entered_at",
+            super::cases::CASE_COLUMNS
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, super::CaseRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(workflow)
+        .bind(state)
+        .fetch_all(c)
+        .await)?)
     }
 }
