@@ -1,5 +1,5 @@
 //! Rendering benchmark (a plain `harness = false` binary): cold start, warm PDF, warm PDF + PNGs,
-//! two-thread throughput on one shared `Renderer`, and memory over 1,000 renders.
+//! one- and two-thread throughput on one shared `Renderer`, and memory over 1,000 renders.
 //!
 //! Run: `cargo bench --bench render` (release profile). Every render gets a different agreement
 //! number and student name, as in production, so typst's memoization is not a pure cache hit.
@@ -104,8 +104,10 @@ fn main() {
 
     timed(&renderer, "warm pdf only", 10, 200, false);
     timed(&renderer, "warm pdf + 2 png pages", 1_000, 30, true);
-    throughput(&renderer, 2, 200, false);
-    throughput(&renderer, 2, 20, true);
+    for threads in [1, 2] {
+        throughput(&renderer, threads, 400 / threads, false);
+        throughput(&renderer, threads, 40 / threads, true);
+    }
 
     let (hwm0, rss0) = memory();
     let start = Instant::now();

@@ -6,6 +6,7 @@
 //! - `world`: fonts and template loaded once; per document only `/data.json` and `/qr.png` change
 //! - `glyphs`: finds characters the fonts lack (typst prints them as boxes, silently)
 //! - `qr`: the verification URL as a QR code PNG
+//! - `page_image`: rasterised pages as PNG, fast
 //! - `number`: agreement numbers with a check character, HMAC verification codes
 //! - `sample`: built-in sample data
 //!
@@ -21,16 +22,29 @@
 //!   creation date, so data without a readable signing time gets the fixed [`FALLBACK_DATE`]
 //!   (2000-01-01 00:00 UTC) rather than the clock, which would break reproducibility.
 //! - **Page images at 2 px per pt (144 dpi)**: 1191 × 1684 px for A4, legible on a phone
-//!   without zooming into blur, ~200–300 KB a page.
+//!   without zooming into blur; grayscale ~170 KB a page for a final agreement, RGB ~470 KB for a
+//!   preview (its watermark is red). See `page_image`.
+//!
+//! # Speed
+//! Measured with `cargo bench --bench render` (see the README).
+//! - The template keeps document data out of its set rules (see its "Speed" comment), so typst's
+//!   memoized layout is reused from one agreement to the next: only the tables whose data changed
+//!   are laid out again.
+//! - PDF export and the page images run side by side, and the pages in parallel (rayon).
+//! - What is left of a warm PDF is mostly typst-pdf subsetting and deflating the two fonts
+//!   (krilla's fixed level 6), which no option reaches.
 
 mod error;
 mod glyphs;
 mod number;
+mod page_image;
 mod qr;
 mod sample;
 mod world;
 
 use std::path::Path;
+
+use rayon::prelude::*;
 
 use typst::foundations::{Bytes, Datetime, Smart};
 use typst::utils::Scalar;
@@ -114,9 +128,21 @@ impl Renderer {
                 pages: document.pages().len(),
             });
         }
-        let pdf = self.pdf(&document, doc, signed_at)?;
-        let pages = if pages_png { page_pngs(&document)? } else { Vec::new() };
-        Ok(Rendered { pdf, pages })
+        // PDF export and page images only read the laid-out document: run them side by side.
+        let (pdf, pages) = rayon::join(
+            || self.pdf(&document, doc, signed_at),
+            || {
+                if pages_png {
+                    page_pngs(&document)
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+        );
+        Ok(Rendered {
+            pdf: pdf?,
+            pages: pages?,
+        })
     }
 
     fn pdf(
@@ -137,8 +163,8 @@ impl Renderer {
 }
 
 /// Typst memoizes across compilations. Entries unused for 10 renders are dropped after every
-/// render: evicting only every 64 renders let memory climb from 160 MB to 2.4 GB over 1,000
-/// renders (measured), for a ~10 % speed gain.
+/// render (under 1 ms): evicting only every 64 renders let memory climb from 160 MB to 2.4 GB over
+/// 1,000 renders (measured), for a ~10 % speed gain.
 fn evict_memoized() {
     typst::comemo::evict(10);
 }
@@ -167,6 +193,7 @@ fn input_json(doc: &AgreementDoc) -> Vec<u8> {
     serde_json::to_vec(&input).expect("a json value always serializes")
 }
 
+/// One PNG per page, rasterised and encoded in parallel.
 fn page_pngs(document: &PagedDocument) -> Result<Vec<Vec<u8>>, RenderError> {
     let options = typst_render::RenderOptions {
         pixel_per_pt: Scalar::new(f64::from(PIXELS_PER_PT)),
@@ -174,11 +201,10 @@ fn page_pngs(document: &PagedDocument) -> Result<Vec<Vec<u8>>, RenderError> {
     };
     document
         .pages()
-        .iter()
+        .par_iter()
         .map(|page| {
-            typst_render::render(page, &options)
-                .encode_png()
-                .map_err(|e| RenderError::Image(e.to_string()))
+            let pixmap = typst_render::render(page, &options);
+            page_image::encode_png_over_white(pixmap.data(), pixmap.width(), pixmap.height())
         })
         .collect()
 }
