@@ -11,15 +11,25 @@ use super::RenderError;
 /// Encodes premultiplied RGBA pixels (tiny-skia's layout) as an 8-bit RGB or grayscale PNG,
 /// composited over white so that any transparent pixel reads as paper.
 pub fn encode_png_over_white(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
-    let (rgb, color) = over_white(rgba);
-    let mut out = Vec::with_capacity(rgb.len() / 16);
+    let (pixels, color) = over_white(rgba);
+    encode_png(&pixels, (width, height), color, png::Compression::Fast)
+}
+
+/// Encodes 8-bit pixels of `color` as a PNG: the one PNG writer of the renderer (pages, QR code).
+pub fn encode_png(
+    pixels: &[u8],
+    (width, height): (u32, u32),
+    color: png::ColorType,
+    compression: png::Compression,
+) -> Result<Vec<u8>, RenderError> {
+    let mut out = Vec::with_capacity(pixels.len() / 16);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(color);
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
+    encoder.set_compression(compression);
     let image_err = |e: png::EncodingError| RenderError::Image(e.to_string());
     let mut writer = encoder.write_header().map_err(image_err)?;
-    writer.write_image_data(&rgb).map_err(image_err)?;
+    writer.write_image_data(pixels).map_err(image_err)?;
     writer.finish().map_err(image_err)?;
     Ok(out)
 }

@@ -3,6 +3,7 @@
 use qrcode::{Color, EcLevel, QrCode};
 
 use super::RenderError;
+use super::page_image::encode_png;
 
 /// Pixels per QR module. The template prints the code at 20 mm; 8 px a module keeps it sharp in
 /// the 144 dpi page images and in print, and typst scales the image anyway.
@@ -25,7 +26,13 @@ pub fn qr_png(text: &str) -> Result<Vec<u8>, RenderError> {
             paint_module(&mut pixels, side, i % modules + QUIET_ZONE, i / modules + QUIET_ZONE);
         }
     }
-    encode_gray(&pixels, side as u32)
+    let side = side as u32;
+    encode_png(
+        &pixels,
+        (side, side),
+        png::ColorType::Grayscale,
+        png::Compression::Balanced,
+    )
 }
 
 fn paint_module(pixels: &mut [u8], side: usize, x: usize, y: usize) {
@@ -33,16 +40,4 @@ fn paint_module(pixels: &mut [u8], side: usize, x: usize, y: usize) {
         let start = row * side + x * MODULE_PX;
         pixels[start..start + MODULE_PX].fill(0);
     }
-}
-
-fn encode_gray(pixels: &[u8], side: u32) -> Result<Vec<u8>, RenderError> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, side, side);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let image_err = |e: png::EncodingError| RenderError::Image(e.to_string());
-    let mut writer = encoder.write_header().map_err(image_err)?;
-    writer.write_image_data(pixels).map_err(image_err)?;
-    writer.finish().map_err(image_err)?;
-    Ok(out)
 }
