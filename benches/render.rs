@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench --bench render` (release profile). Every render gets a different agreement
 //! number and student name, as in production, so typst's memoization is not a pure cache hit.
+//!
+//! `RENDER_LOOP=N` renders only N warm PDFs, for a profiler (`perf record` on the bench binary).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +104,10 @@ fn main() {
         with_png.pages.iter().map(Vec::len).collect::<Vec<_>>()
     );
 
+    if let Some(n) = std::env::var("RENDER_LOOP").ok().and_then(|n| n.parse().ok()) {
+        timed(&renderer, "warm pdf only", 10, n, false);
+        return;
+    }
     timed(&renderer, "warm pdf only", 10, 200, false);
     timed(&renderer, "warm pdf + 2 png pages", 1_000, 30, true);
     for threads in [1, 2] {

@@ -160,6 +160,82 @@ fn both_pages_carry_the_number_and_verification_code() {
         let text = page_text(&out.pdf, page);
         assert!(text.contains(&d.number), "page {page} lacks the number");
         assert!(text.contains(&d.verification_code), "page {page} lacks the code");
+        assert!(
+            text.contains(&format!("第{page}页共2页")),
+            "page {page} lacks its page number"
+        );
+    }
+}
+
+/// A PNG's pixels as 8-bit luminance (grayscale, RGB or RGBA), with its width and height.
+fn luma_pixels(png_bytes: &[u8]) -> (Vec<u8>, usize, usize) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+    let info = reader.next_frame(&mut buf).expect("png data");
+    let channels = info.color_type.samples();
+    let luma = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|px| match px.len() {
+            1 | 2 => px[0],
+            _ => ((u32::from(px[0]) * 299 + u32::from(px[1]) * 587 + u32::from(px[2]) * 114) / 1000) as u8,
+        })
+        .collect();
+    (luma, info.width as usize, info.height as usize)
+}
+
+/// The texts of every QR code found in a PNG image.
+fn qr_codes_in(png_bytes: &[u8]) -> Vec<String> {
+    let (luma, width, height) = luma_pixels(png_bytes);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| luma[y * width + x]);
+    image
+        .detect_grids()
+        .iter()
+        .map(|grid| grid.decode().expect("a QR code found decodes").1)
+        .collect()
+}
+
+#[test]
+fn the_qr_code_on_every_page_reads_back_as_the_verify_url() {
+    let d = doc(sample_data(), false);
+    let out = renderer().render(&d, true).unwrap();
+    for (i, page) in out.pages.iter().enumerate() {
+        assert_eq!(
+            qr_codes_in(page),
+            std::slice::from_ref(&d.verify_url),
+            "page image {}",
+            i + 1
+        );
+    }
+    // The PDF as a viewer shows it: rasterised by poppler at the same 144 dpi.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("agreement.pdf");
+    std::fs::write(&pdf, &out.pdf).unwrap();
+    let status = Command::new("pdftoppm")
+        .args(["-r", "144", "-gray", "-png"])
+        .arg(&pdf)
+        .arg(dir.path().join("page"))
+        .status()
+        .expect("pdftoppm must be installed (apt-get install poppler-utils)");
+    assert!(status.success(), "pdftoppm failed");
+    for page in 1..=2 {
+        let png = std::fs::read(dir.path().join(format!("page-{page}.png"))).unwrap();
+        assert_eq!(
+            qr_codes_in(&png),
+            std::slice::from_ref(&d.verify_url),
+            "pdf page {page}"
+        );
+    }
+}
+
+#[test]
+fn a_verify_url_too_long_for_a_qr_code_fails_as_such() {
+    let mut d = doc(sample_data(), false);
+    d.verify_url = format!("https://gradsign.example.cn/verify/{}", "x".repeat(5_000));
+    match renderer().render(&d, false) {
+        Err(RenderError::Qr(_)) => {}
+        other => panic!("expected a QR code error, got {other:?}"),
     }
 }
 

@@ -29,8 +29,9 @@
 //! Measured with `cargo bench --bench render` (see the README).
 //! - The template keeps document data out of its set rules (see its "Speed" comment), so typst's
 //!   memoized layout is reused from one agreement to the next: only the tables whose data changed
-//!   are laid out again.
-//! - PDF export and the page images run side by side, and the pages in parallel (rayon).
+//!   are laid out again. It uses no introspection (a counted page number costs a second layout).
+//! - PDF export, the cache eviction and the page images run side by side, and the pages in
+//!   parallel (rayon).
 //! - What is left of a warm PDF is mostly typst-pdf subsetting and deflating the two fonts
 //!   (krilla's fixed level 6), which no option reaches.
 
@@ -56,7 +57,7 @@ pub use self::glyphs::field_containing;
 pub use self::number::{agreement_number, check_agreement_number, verification_code};
 pub use self::sample::sample_data;
 
-use self::world::{Assets, DocumentWorld};
+use self::world::{Assets, DocumentWorld, LazyQr};
 
 /// Pixels per typographic point of the page images: 2.0 = 144 dpi.
 pub const PIXELS_PER_PT: f32 = 2.0;
@@ -113,14 +114,19 @@ impl Renderer {
             let (y, m, d) = FALLBACK_DATE;
             Datetime::from_ymd_hms(y, m, d, 0, 0, 0)
         });
-        let world = DocumentWorld {
-            assets: &self.assets,
-            data: Bytes::new(input_json(doc)),
-            qr: Bytes::new(qr::qr_png(&doc.verify_url)?),
-            today: signed_at,
+        let evict = EvictMemoized;
+        // The QR code is made while typst compiles: it is only wanted when a page header is laid out.
+        let qr = LazyQr::new(&doc.verify_url);
+        let document = {
+            let world = DocumentWorld {
+                assets: &self.assets,
+                data: Bytes::new(input_json(doc)),
+                qr: &qr,
+                today: signed_at,
+            };
+            rayon::join(|| qr.png().is_ok(), || compile(&world)).1
         };
-        let document = compile(&world);
-        evict_memoized();
+        qr.into_result()?; // a QR code that cannot be made is the cause of any template error
         let document = document?;
         glyphs::check_glyphs(&document, &doc.data)?;
         if document.pages().len() != PAGE_COUNT {
@@ -128,15 +134,14 @@ impl Renderer {
                 pages: document.pages().len(),
             });
         }
-        // PDF export and page images only read the laid-out document: run them side by side.
+        // PDF export, evicting typst's cache and the page images only read the laid-out document:
+        // run them side by side.
+        let document = &document;
         let (pdf, pages) = rayon::join(
-            || self.pdf(&document, doc, signed_at),
-            || {
-                if pages_png {
-                    page_pngs(&document)
-                } else {
-                    Ok(Vec::new())
-                }
+            || self.pdf(document, doc, signed_at),
+            move || {
+                drop(evict);
+                if pages_png { page_pngs(document) } else { Ok(Vec::new()) }
             },
         );
         Ok(Rendered {
@@ -163,10 +168,15 @@ impl Renderer {
 }
 
 /// Typst memoizes across compilations. Entries unused for 10 renders are dropped after every
-/// render (under 1 ms): evicting only every 64 renders let memory climb from 160 MB to 2.4 GB over
-/// 1,000 renders (measured), for a ~10 % speed gain.
-fn evict_memoized() {
-    typst::comemo::evict(10);
+/// render, failed ones included, when this guard is dropped: after compiling, alongside the PDF
+/// export (it takes ~0.5 ms). Evicting only every 64 renders let memory climb from 160 MB to
+/// 2.4 GB over 1,000 renders (measured), for a ~10 % speed gain.
+struct EvictMemoized;
+
+impl Drop for EvictMemoized {
+    fn drop(&mut self) {
+        typst::comemo::evict(10);
+    }
 }
 
 fn compile(world: &DocumentWorld) -> Result<PagedDocument, RenderError> {

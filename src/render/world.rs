@@ -4,6 +4,7 @@
 //! Nothing here reads the system: no system fonts, no packages, no clock.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use typst::diag::{FileError, FileResult};
 use typst::foundations::{Bytes, Datetime};
@@ -12,7 +13,7 @@ use typst::text::{Font, FontBook};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World};
 
-use super::RenderError;
+use super::{RenderError, qr};
 
 /// The template's file name inside the template directory.
 const TEMPLATE_FILE: &str = "agreement.typ";
@@ -86,13 +87,43 @@ fn load_fonts(dir: &Path) -> Result<Vec<Font>, RenderError> {
     Ok(fonts)
 }
 
+/// A document's QR code as PNG, made once by whichever thread asks first: the renderer makes it
+/// while typst compiles, and typst, when it lays out the page header, takes it or waits for it.
+pub struct LazyQr<'a> {
+    url: &'a str,
+    png: OnceLock<Result<Bytes, RenderError>>,
+}
+
+impl<'a> LazyQr<'a> {
+    pub fn new(url: &'a str) -> Self {
+        LazyQr {
+            url,
+            png: OnceLock::new(),
+        }
+    }
+
+    /// The PNG, made now unless it was made or is being made.
+    pub fn png(&self) -> Result<Bytes, &RenderError> {
+        self.png
+            .get_or_init(|| qr::qr_png(self.url).map(Bytes::new))
+            .as_ref()
+            .cloned()
+    }
+
+    /// Whether the QR code could be made (it is made now if nobody asked yet).
+    pub fn into_result(self) -> Result<(), RenderError> {
+        let _ = self.png();
+        self.png.into_inner().expect("made just above").map(drop)
+    }
+}
+
 /// One agreement's view of the world: the shared assets plus its data and QR code.
 pub struct DocumentWorld<'a> {
     pub assets: &'a Assets,
     /// `/data.json`: `{"meta": {...}, "data": {...}}`.
     pub data: Bytes,
     /// `/qr.png`: the verification URL's QR code.
-    pub qr: Bytes,
+    pub qr: &'a LazyQr<'a>,
     /// What `datetime.today()` returns: fixed per document so that output is reproducible.
     pub today: Option<Datetime>,
 }
@@ -122,7 +153,7 @@ impl World for DocumentWorld<'_> {
         if id == self.assets.data_id {
             Ok(self.data.clone())
         } else if id == self.assets.qr_id {
-            Ok(self.qr.clone())
+            self.qr.png().map_err(|e| FileError::Other(Some(e.to_string().into())))
         } else if id == self.assets.main.id() {
             Ok(Bytes::from_string(self.assets.main.clone()))
         } else {
