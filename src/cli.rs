@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `worker`, `workflows check|graph` and
-//! `dev-token`.
+//! The command line: `serve` (the default), `worker`, `workflows check|graph`, `demo`,
+//! `dev-token` and `render`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -10,7 +10,7 @@ use crate::{
     app::{App, shutdown_signal},
     auth::Keys,
     clock::SystemClock,
-    config::{Config, ENV_VARS, LogFormat},
+    config::{Config, LogFormat, Overrides},
     definition::{Definition, Registry, Role, graph},
     engine::Actor,
 };
@@ -24,19 +24,19 @@ use crate::{
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve HTTP and (unless --no-workers) run the job workers [default].
-    #[command(after_help = env_help())]
     Serve {
         /// Do not run the workers in this process.
         #[arg(long)]
         no_workers: bool,
     },
     /// Run the job workers alone (scale-out on PostgreSQL).
-    #[command(after_help = env_help())]
     Worker,
     /// Check or draw workflow definitions.
     Workflows {
@@ -56,6 +56,9 @@ enum Command {
         preview: bool,
         out: PathBuf,
     },
+    /// Seed a demo school, students and employers, and print shell lines with a token for
+    /// each person (`eval "$(gradsign demo)"`); running it again changes nothing.
+    Demo,
     /// Print a bearer token for local use, signed with the configured secret.
     DevToken {
         /// student, employer, school_reviewer, school_admin or platform_admin
@@ -81,17 +84,9 @@ enum WorkflowsCommand {
     Graph { name: String },
 }
 
-fn env_help() -> String {
-    let mut text = String::from("Configuration: defaults, then the config file, then these environment variables:\n");
-    for (name, what) in ENV_VARS {
-        text.push_str(&format!("  {name:<26} {what}\n"));
-    }
-    text
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load() {
+    let config = match Config::load(&cli.overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gradsign: {e}");
@@ -117,14 +112,15 @@ pub fn main() -> ExitCode {
             preview,
             out,
         } => render(config, sample, case, preview, &out),
+        Command::Demo => demo(config),
         Command::Serve { no_workers } => run(config, true, !no_workers),
         Command::Worker => run(config, false, true),
     }
 }
 
 fn init_logs(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GRADSIGN_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn,apalis=warn".into());
+    // Checked when the configuration loaded.
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -166,6 +162,26 @@ fn run(config: Config, http: bool, workers: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gradsign: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(config: Config) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let script = crate::demo::run(&app).await?;
+        app.engine.db.close().await;
+        anyhow::Ok(script)
+    });
+    match result {
+        Ok(script) => {
+            print!("{script}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gradsign demo: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! The one configuration, loaded once: built-in defaults, then an optional TOML file,
-//! then `GRADSIGN_*` environment variables (and `DATABASE_URL`). Nothing else in the
-//! crate reads the environment. Secrets are never printed: `Debug` hides them.
+//! then the flags and `GRADSIGN_*` environment variables (and `DATABASE_URL`), all
+//! declared in [`Overrides`]. Nothing else in the crate reads the environment. Secrets
+//! are never printed: `Debug` hides them.
 
 use std::{
     fmt,
@@ -10,49 +11,100 @@ use std::{
 
 use serde::Deserialize;
 
-/// Environment variables read by [`Config::load`], with what each sets. `gradsign serve
-/// --help` prints this list.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    (
-        "GRADSIGN_CONFIG",
-        "path of an optional TOML config file (default: ./gradsign.toml if present)",
-    ),
-    (
-        "GRADSIGN_DATA_DIR",
-        "data folder: SQLite file, documents, outbox, generated secret (default ./data)",
-    ),
-    ("GRADSIGN_LISTEN", "HTTP listen address (default 127.0.0.1:8080)"),
-    (
-        "DATABASE_URL",
-        "sqlite://… or postgres://… (default: sqlite file in the data folder)",
-    ),
-    (
-        "GRADSIGN_JWT_SECRET",
-        "HS256 secret for bearer tokens (default: generated into the data folder)",
-    ),
-    ("GRADSIGN_LOG_FORMAT", "pretty (default) or json"),
-    (
-        "GRADSIGN_WORKERS",
-        "run the job workers inside `serve`: true (default) or false",
-    ),
-    ("GRADSIGN_WORKFLOWS_DIR", "workflow definitions (default ./workflows)"),
-    (
-        "GRADSIGN_WORKERS_DIR",
-        "worker and cron configuration (default ./workers)",
-    ),
-    (
-        "GRADSIGN_TEMPLATES_DIR",
-        "e-mail and agreement templates (default ./templates)",
-    ),
-    (
-        "GRADSIGN_BASE_URL",
-        "public URL of the platform, for links in mail (default http://LISTEN)",
-    ),
-    (
-        "GRADSIGN_WORKER_POLL_MS",
-        "how often an idle worker looks for due jobs, in ms (default 1000)",
-    ),
-];
+/// Every setting a flag or an environment variable can give, in one place. clap reads
+/// each from its flag or its variable, and `gradsign serve --help` lists them all with
+/// their defaults; nothing else in the crate reads the environment. The values stay
+/// text here and are parsed by [`Config::apply`], so a bad one is refused naming its
+/// variable. A test keeps this list, the variables named anywhere in `src/` and the
+/// README's configuration section in step.
+#[derive(clap::Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Configuration (each flag also reads the environment variable shown)")]
+pub struct Overrides {
+    /// Optional TOML config file, applied before the variables [default: ./gradsign.toml if present]
+    #[arg(long = "config", env = "GRADSIGN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Data folder: SQLite file, documents, outbox, generated secret [default: ./data]
+    #[arg(long, env = "GRADSIGN_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "GRADSIGN_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// sqlite://… or postgres://… [default: the SQLite file gradsign.db in the data folder]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// HS256 secret of bearer tokens and verification codes [default: generated into DATA_DIR/jwt-secret]
+    #[arg(
+        long,
+        env = "GRADSIGN_JWT_SECRET",
+        global = true,
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Public URL of the platform, for links in mail and on agreements [default: http://LISTEN]
+    #[arg(long, env = "GRADSIGN_BASE_URL", global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Log lines as `pretty` text or `json` [default: pretty]
+    #[arg(long, env = "GRADSIGN_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Which log lines to print, as a tracing filter [default: info,sqlx=warn,apalis=warn]
+    #[arg(long = "log", env = "GRADSIGN_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Run the job workers inside `serve`: true or false [default: true]
+    #[arg(long, env = "GRADSIGN_WORKERS", global = true, value_name = "BOOL")]
+    pub workers: Option<String>,
+    /// How often an idle worker looks for due jobs, in milliseconds [default: 1000]
+    #[arg(long, env = "GRADSIGN_WORKER_POLL_MS", global = true, value_name = "MS")]
+    pub worker_poll_ms: Option<String>,
+    /// Workflow definitions [default: ./workflows]
+    #[arg(long, env = "GRADSIGN_WORKFLOWS_DIR", global = true, value_name = "DIR")]
+    pub workflows_dir: Option<String>,
+    /// Queue and cron configuration of the workers [default: ./workers]
+    #[arg(long, env = "GRADSIGN_WORKERS_DIR", global = true, value_name = "DIR")]
+    pub workers_dir: Option<String>,
+    /// Mail and agreement templates [default: ./templates]
+    #[arg(long, env = "GRADSIGN_TEMPLATES_DIR", global = true, value_name = "DIR")]
+    pub templates_dir: Option<String>,
+    /// Largest accepted upload, in bytes [default: 10485760]
+    #[arg(long, env = "GRADSIGN_MAX_UPLOAD_BYTES", global = true, value_name = "BYTES")]
+    pub max_upload_bytes: Option<String>,
+    /// SMTP server for outgoing mail [default: none; mail is written as .eml files to DATA_DIR/outbox]
+    #[arg(long, env = "GRADSIGN_SMTP_HOST", global = true, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587]
+    #[arg(long, env = "GRADSIGN_SMTP_PORT", global = true, value_name = "PORT")]
+    pub smtp_port: Option<String>,
+    /// SMTP transport security: starttls, tls or none [default: starttls]
+    #[arg(long, env = "GRADSIGN_SMTP_SECURITY", global = true, value_name = "MODE")]
+    pub smtp_security: Option<String>,
+    /// SMTP user name [default: none, no authentication]
+    #[arg(long, env = "GRADSIGN_SMTP_USERNAME", global = true, value_name = "USER")]
+    pub smtp_username: Option<String>,
+    /// SMTP password [default: none]
+    #[arg(
+        long,
+        env = "GRADSIGN_SMTP_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// Sender of every mail, with its display name [default: 就业签约平台 <no-reply@gradsign.local>]
+    #[arg(long, env = "GRADSIGN_MAIL_FROM", global = true, value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// Reply-To of every mail [default: none]
+    #[arg(long, env = "GRADSIGN_MAIL_REPLY_TO", global = true, value_name = "ADDRESS")]
+    pub mail_reply_to: Option<String>,
+    /// Where level-2 review escalations go (the platform administrators) [default: none; such mails are skipped]
+    #[arg(long, env = "GRADSIGN_PLATFORM_ADMIN_EMAIL", global = true, value_name = "ADDRESS")]
+    pub platform_admin_email: Option<String>,
+}
 
 /// Everything the process can be told. Field docs say the default.
 #[derive(Clone, Deserialize)]
@@ -68,6 +120,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
+    /// A tracing filter (`info,sqlx=warn,apalis=warn`).
+    pub log: String,
     /// Whether `serve` also runs the workers (true).
     pub workers: bool,
     pub workflows_dir: PathBuf,
@@ -107,6 +161,7 @@ impl Default for Config {
             database_url: None,
             jwt_secret: None,
             log_format: LogFormat::Pretty,
+            log: "info,sqlx=warn,apalis=warn".into(),
             workers: true,
             workflows_dir: PathBuf::from("workflows"),
             workers_dir: PathBuf::from("workers"),
@@ -134,6 +189,7 @@ impl fmt::Debug for Config {
             .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<hidden>"))
             .field("log_format", &self.log_format)
+            .field("log", &self.log)
             .field("workers", &self.workers)
             .field("workflows_dir", &self.workflows_dir)
             .field("workers_dir", &self.workers_dir)
@@ -176,11 +232,11 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults → file (`GRADSIGN_CONFIG`, or `./gradsign.toml` when it exists) → environment.
-    pub fn load() -> Result<Config, ConfigError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let explicit = env("GRADSIGN_CONFIG").map(PathBuf::from);
-        let file = explicit.clone().or_else(|| {
+    /// Defaults → file (`GRADSIGN_CONFIG`, or `./gradsign.toml` when it exists) → the
+    /// flags and environment variables clap read into `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let explicit = given(&overrides.config).map(PathBuf::from);
+        let file = explicit.or_else(|| {
             let default = PathBuf::from("gradsign.toml");
             default.exists().then_some(default)
         });
@@ -188,7 +244,7 @@ impl Config {
             Some(path) => Self::from_file(&path)?,
             None => Config::default(),
         };
-        config.apply_env(env)?;
+        config.apply(overrides)?;
         Ok(config)
     }
 
@@ -203,81 +259,87 @@ impl Config {
         })
     }
 
-    /// Applies `GRADSIGN_*` variables read through `get` (a function, so tests need not
-    /// touch the process environment).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("GRADSIGN_DATA_DIR") {
+    /// Applies the flags and variables that were given (an empty value counts as not
+    /// given), parsing each and naming its variable when it is wrong.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        let text = |v: &Option<String>| given(v).map(str::to_string);
+        if let Some(v) = text(&o.data_dir) {
             self.data_dir = v.into();
         }
-        if let Some(v) = get("GRADSIGN_LISTEN") {
+        if let Some(v) = text(&o.listen) {
             self.listen = v;
         }
-        if let Some(v) = get("DATABASE_URL") {
+        if let Some(v) = text(&o.database_url) {
             self.database_url = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_JWT_SECRET") {
+        if let Some(v) = text(&o.jwt_secret) {
             self.jwt_secret = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_LOG_FORMAT") {
+        if let Some(v) = text(&o.base_url) {
+            self.base_url = Some(v);
+        }
+        if let Some(v) = text(&o.log_format) {
             self.log_format = match v.as_str() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
                 _ => return Err(env_error("GRADSIGN_LOG_FORMAT", "expected pretty or json")),
             };
         }
-        if let Some(v) = get("GRADSIGN_WORKERS") {
+        if let Some(v) = text(&o.log) {
+            tracing_subscriber::EnvFilter::try_new(&v)
+                .map_err(|e| env_error("GRADSIGN_LOG", &format!("not a log filter such as info,sqlx=warn: {e}")))?;
+            self.log = v;
+        }
+        if let Some(v) = text(&o.workers) {
             self.workers = parse_bool(&v).ok_or_else(|| env_error("GRADSIGN_WORKERS", "expected true or false"))?;
         }
-        if let Some(v) = get("GRADSIGN_WORKFLOWS_DIR") {
-            self.workflows_dir = v.into();
-        }
-        if let Some(v) = get("GRADSIGN_WORKERS_DIR") {
-            self.workers_dir = v.into();
-        }
-        if let Some(v) = get("GRADSIGN_TEMPLATES_DIR") {
-            self.templates_dir = v.into();
-        }
-        if let Some(v) = get("GRADSIGN_BASE_URL") {
-            self.base_url = Some(v);
-        }
-        if let Some(v) = get("GRADSIGN_WORKER_POLL_MS") {
+        if let Some(v) = text(&o.worker_poll_ms) {
             self.worker_poll_ms = v
                 .parse()
                 .map_err(|_| env_error("GRADSIGN_WORKER_POLL_MS", "expected a whole number of milliseconds"))?;
         }
-        if let Some(v) = get("GRADSIGN_SMTP_HOST") {
+        if let Some(v) = text(&o.workflows_dir) {
+            self.workflows_dir = v.into();
+        }
+        if let Some(v) = text(&o.workers_dir) {
+            self.workers_dir = v.into();
+        }
+        if let Some(v) = text(&o.templates_dir) {
+            self.templates_dir = v.into();
+        }
+        if let Some(v) = text(&o.max_upload_bytes) {
+            self.max_upload_bytes = v
+                .parse()
+                .map_err(|_| env_error("GRADSIGN_MAX_UPLOAD_BYTES", "expected a whole number of bytes"))?;
+        }
+        if let Some(v) = text(&o.smtp_host) {
             self.smtp_host = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_SMTP_PORT") {
+        if let Some(v) = text(&o.smtp_port) {
             self.smtp_port = v
                 .parse()
                 .map_err(|_| env_error("GRADSIGN_SMTP_PORT", "expected a port number"))?;
         }
-        if let Some(v) = get("GRADSIGN_SMTP_SECURITY") {
+        if let Some(v) = text(&o.smtp_security) {
             if !["starttls", "tls", "none"].contains(&v.as_str()) {
                 return Err(env_error("GRADSIGN_SMTP_SECURITY", "expected starttls, tls or none"));
             }
             self.smtp_security = v;
         }
-        if let Some(v) = get("GRADSIGN_SMTP_USERNAME") {
+        if let Some(v) = text(&o.smtp_username) {
             self.smtp_username = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_SMTP_PASSWORD") {
+        if let Some(v) = text(&o.smtp_password) {
             self.smtp_password = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_MAIL_FROM") {
+        if let Some(v) = text(&o.mail_from) {
             self.mail_from = v;
         }
-        if let Some(v) = get("GRADSIGN_MAIL_REPLY_TO") {
+        if let Some(v) = text(&o.mail_reply_to) {
             self.mail_reply_to = Some(v);
         }
-        if let Some(v) = get("GRADSIGN_PLATFORM_ADMIN_EMAIL") {
+        if let Some(v) = text(&o.platform_admin_email) {
             self.platform_admin_email = Some(v);
-        }
-        if let Some(v) = get("GRADSIGN_MAX_UPLOAD_BYTES") {
-            self.max_upload_bytes = v
-                .parse()
-                .map_err(|_| env_error("GRADSIGN_MAX_UPLOAD_BYTES", "expected a whole number of bytes"))?;
         }
         Ok(())
     }
@@ -342,6 +404,11 @@ impl Config {
     }
 }
 
+/// A flag or variable that was given a non-empty value.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -365,15 +432,21 @@ mod tests {
     fn environment_overrides_the_defaults() {
         let mut config = Config::default();
         config
-            .apply_env(|name| match name {
-                "GRADSIGN_LISTEN" => Some("0.0.0.0:9000".into()),
-                "DATABASE_URL" => Some("postgres://u:pw@localhost/db".into()),
-                "GRADSIGN_WORKERS" => Some("false".into()),
-                _ => None,
+            .apply(&Overrides {
+                listen: Some("0.0.0.0:9000".into()),
+                database_url: Some("postgres://u:pw@localhost/db".into()),
+                workers: Some("false".into()),
+                data_dir: Some(String::new()),
+                ..Overrides::default()
             })
             .unwrap();
         assert_eq!(config.listen, "0.0.0.0:9000");
         assert!(!config.workers);
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("data"),
+            "an empty value counts as not given"
+        );
         assert!(
             !format!("{config:?}").contains("pw"),
             "the password must not be printed"
@@ -383,7 +456,10 @@ mod tests {
     #[test]
     fn a_bad_boolean_is_refused_with_the_variable_named() {
         let err = Config::default()
-            .apply_env(|name| (name == "GRADSIGN_WORKERS").then(|| "maybe".to_string()))
+            .apply(&Overrides {
+                workers: Some("maybe".into()),
+                ..Overrides::default()
+            })
             .unwrap_err();
         assert!(err.to_string().contains("GRADSIGN_WORKERS"));
     }

@@ -8,7 +8,8 @@
 //! - [`jobs`] carries out what happens later: timers and the apalis workers;
 //! - [`http`] is the thin axum layer; [`auth`] reads bearer tokens;
 //! - [`config`] loads the one configuration; [`clock`] is the injectable time source;
-//! - [`app`] wires them together for `serve`, `worker` and the tests.
+//! - [`app`] wires them together for `serve`, `worker` and the tests; [`demo`] seeds
+//!   the demo records for a first walk.
 //!
 //! `ARCHITECTURE.md` at the repository root is the map; read it first.
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod definition;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;

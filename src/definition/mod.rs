@@ -78,6 +78,22 @@ impl Role {
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == text)
     }
+
+    /// What people call the role, for messages.
+    pub fn title(self) -> Message {
+        let (zh, en) = match self {
+            Role::Student => ("学生", "student"),
+            Role::Employer => ("用人单位", "employer"),
+            Role::SchoolReviewer => ("学校审核员", "school reviewer"),
+            Role::SchoolAdmin => ("学校管理员", "school administrator"),
+            Role::PlatformAdmin => ("平台管理员", "platform administrator"),
+            Role::System => ("系统", "system"),
+        };
+        Message {
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
 }
 
 impl fmt::Display for Role {
@@ -91,6 +107,23 @@ impl fmt::Display for Role {
 pub struct Message {
     pub zh: String,
     pub en: String,
+}
+
+impl Message {
+    /// A title as definitions write it, `中文 / English`, split in two; a title in one
+    /// language serves both.
+    pub fn from_title(title: &str) -> Message {
+        match title.split_once(" / ") {
+            Some((zh, en)) => Message {
+                zh: zh.trim().into(),
+                en: en.trim().into(),
+            },
+            None => Message {
+                zh: title.trim().into(),
+                en: title.trim().into(),
+            },
+        }
+    }
 }
 
 /// A compiled CEL condition, with its source kept for messages.

@@ -103,11 +103,19 @@ pub enum Refusal {
     #[error("{transition} is for {allowed:?}, not {role}")]
     WrongRole {
         transition: String,
+        /// The transition's title, for people.
+        title: Message,
         role: Role,
         allowed: Vec<Role>,
     },
     #[error("{transition} is not allowed in state {state}")]
-    NotInState { transition: String, state: String },
+    NotInState {
+        transition: String,
+        state: String,
+        /// The titles of the transition and the state, for people.
+        transition_title: Message,
+        state_title: Message,
+    },
     #[error("{}", .0.en)]
     Guard(Message),
     #[error("invalid input")]
@@ -297,14 +305,21 @@ fn permitted<'d>(req: &Request<'d>) -> Result<&'d Transition, Refusal> {
     if !t.by.contains(&req.actor.role) && req.actor.role != Role::PlatformAdmin {
         return Err(Refusal::WrongRole {
             transition: t.name.clone(),
+            title: Message::from_title(&t.title),
             role: req.actor.role,
             allowed: t.by.clone(),
         });
     }
     if !req.is_start && !t.from.contains(&req.case.state) {
+        let state_title = def
+            .state(&req.case.state)
+            .map(|s| s.title.as_str())
+            .unwrap_or(&req.case.state);
         return Err(Refusal::NotInState {
             transition: t.name.clone(),
             state: req.case.state.clone(),
+            transition_title: Message::from_title(&t.title),
+            state_title: Message::from_title(state_title),
         });
     }
     Ok(t)

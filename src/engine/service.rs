@@ -158,6 +158,7 @@ impl Engine {
         if !def.start.by.contains(&actor.role) && actor.role != Role::PlatformAdmin {
             return Err(Refusal::WrongRole {
                 transition: def.start.name.clone(),
+                title: Message::from_title(&def.start.title),
                 role: actor.role,
                 allowed: def.start.by.clone(),
             }

@@ -195,24 +195,44 @@ fn refusal(r: Refusal) -> ApiError {
         Refusal::NotYourCase => ApiError::forbidden("this case is not yours", "您无权查看或操作此案件"),
         Refusal::WrongRole {
             transition,
+            title,
             role,
             allowed,
         } => {
-            let allowed: Vec<_> = allowed.iter().map(|r| r.as_str()).collect();
+            let names: Vec<_> = allowed.iter().map(|r| r.title()).collect();
+            let en: Vec<_> = names.iter().map(|m| m.en.as_str()).collect();
+            let zh: Vec<_> = names.iter().map(|m| m.zh.as_str()).collect();
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong-role",
-                format!("{transition} is done by {}, not by a {role}", allowed.join(" or ")),
-                format!("此操作（{transition}）只能由 {} 执行", allowed.join("、")),
+                format!(
+                    "“{}” is done by the {}, not by a {}",
+                    title.en,
+                    en.join(" or "),
+                    role.title().en
+                ),
+                format!("「{}」只能由{}执行", title.zh, zh.join("或")),
             )
+            .with_extra(serde_json::json!({ "transition": transition }))
         }
-        Refusal::NotInState { transition, state } => ApiError::new(
+        Refusal::NotInState {
+            transition,
+            state,
+            transition_title,
+            state_title,
+        } => ApiError::new(
             StatusCode::CONFLICT,
             "not-allowed-in-state",
-            format!("{transition} is not allowed while the case is {state}"),
-            format!("案件当前状态（{state}）下不能执行此操作（{transition}）"),
+            format!(
+                "“{}” cannot be done while the case is “{}”",
+                transition_title.en, state_title.en
+            ),
+            format!(
+                "案件当前状态为「{}」，不能执行「{}」",
+                state_title.zh, transition_title.zh
+            ),
         )
-        .with_extra(serde_json::json!({ "state": state })),
+        .with_extra(serde_json::json!({ "state": state, "transition": transition })),
         Refusal::Guard(message) => ApiError::new(StatusCode::CONFLICT, "condition-not-met", message.en, message.zh),
         Refusal::Invalid(errors) => ApiError::invalid(errors),
         Refusal::Definition(e) => ApiError::internal(format!("definition: {e}")),

@@ -100,6 +100,9 @@ pub async fn run(
     Ok(())
 }
 
+/// The layers go outermost first, as apalis wants them: the concurrency limit outside
+/// the retries (a retry does not take another slot), the retries outside the timeout
+/// (each attempt gets the whole timeout).
 fn register_queue(monitor: Monitor, engine: &Engine, q: QueueConfig, poll: Duration) -> Monitor {
     let engine = engine.clone();
     match engine.db.clone() {
@@ -110,9 +113,9 @@ fn register_queue(monitor: Monitor, engine: &Engine, q: QueueConfig, poll: Durat
                 .poll_with_interval(poll);
             WorkerBuilder::new(worker_name(&q.queue, i))
                 .backend(backend)
+                .concurrency(q.concurrency)
                 .retry(RetryPolicy::retries(q.max_attempts).with_backoff(backoff(&q)))
                 .timeout(q.timeout)
-                .concurrency(q.concurrency)
                 .data(engine.clone())
                 .build(handle)
         }),
@@ -123,9 +126,9 @@ fn register_queue(monitor: Monitor, engine: &Engine, q: QueueConfig, poll: Durat
                 .poll_with_interval(poll);
             WorkerBuilder::new(worker_name(&q.queue, i))
                 .backend(backend)
+                .concurrency(q.concurrency)
                 .retry(RetryPolicy::retries(q.max_attempts).with_backoff(backoff(&q)))
                 .timeout(q.timeout)
-                .concurrency(q.concurrency)
                 .data(engine.clone())
                 .build(handle)
         }),

@@ -121,18 +121,24 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 apalis_sqlite::SqliteStorage::<()>::migrations().run(pool).await?;
-                let mut ours = sqlx::migrate!("./migrations");
-                ours.dangerous_set_table_name("gradsign_migrations");
-                ours.run(pool).await?;
+                our_migrations().run(pool).await?;
             }
             Db::Postgres(pool) => {
-                sqlx::query("CREATE EXTENSION IF NOT EXISTS hstore")
-                    .execute(pool)
+                // Any number of processes may start at once on a fresh database: one
+                // session-level advisory lock makes them migrate one after the other
+                // (`CREATE EXTENSION IF NOT EXISTS` alone races on pg_extension's key).
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *conn)
                     .await?;
-                apalis_postgres::PostgresStorage::<()>::migrations().run(pool).await?;
-                let mut ours = sqlx::migrate!("./migrations");
-                ours.dangerous_set_table_name("gradsign_migrations");
-                ours.run(pool).await?;
+                let migrated = migrate_postgres(&mut conn).await;
+                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *conn)
+                    .await;
+                migrated?;
+                unlocked?;
             }
         }
         Ok(())
@@ -194,6 +200,30 @@ impl Tx {
             Tx::Postgres(_) => " FOR UPDATE",
         }
     }
+}
+
+/// The key of the PostgreSQL advisory lock held while migrating (any constant that no
+/// other code uses; this one spells "gradsign" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6772_6164_7369_676e;
+
+/// Creates the extension apalis needs and applies apalis's migrations and ours, on the
+/// connection that holds the migration lock.
+async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS hstore")
+        .execute(&mut *conn)
+        .await?;
+    apalis_postgres::PostgresStorage::<()>::migrations()
+        .run(&mut *conn)
+        .await?;
+    our_migrations().run(&mut *conn).await?;
+    Ok(())
+}
+
+/// Our migrations, with their own bookkeeping table beside apalis's.
+fn our_migrations() -> sqlx::migrate::Migrator {
+    let mut ours = sqlx::migrate!("./migrations");
+    ours.dangerous_set_table_name("gradsign_migrations");
+    ours
 }
 
 /// Milliseconds since the epoch, the unit of every stored time.

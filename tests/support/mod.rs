@@ -43,7 +43,8 @@ pub struct TestApp {
     pub app: App,
     pub backend: Backend,
     stop: watch::Sender<bool>,
-    pg_database: Option<String>,
+    /// Dropped after `stop` is sent (fields drop in order), so the app lets go first.
+    _pg_database: Option<PgDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -70,17 +71,9 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     adjust(&mut config);
     let mut pg_database = None;
     if backend == Backend::Postgres {
-        let name = format!("gradsign_t_{}", uuid_like());
-        match create_pg_database(&name).await {
-            Ok(()) => {}
-            Err(e) if std::env::var("CI").is_err() => {
-                eprintln!("skipped: PostgreSQL is not reachable at {PG_ADMIN_URL} ({e}); CI runs this test");
-                return None;
-            }
-            Err(e) => panic!("PostgreSQL is required in CI but {PG_ADMIN_URL} failed: {e}"),
-        }
-        config.database_url = Some(format!("postgres://postgres@127.0.0.1:5432/{name}"));
-        pg_database = Some(name);
+        let db = PgDatabase::create().await?;
+        config.database_url = Some(db.url());
+        pg_database = Some(db);
     }
     let clock = ManualClock::new();
     let app = App::build(config, Arc::new(clock.clone()))
@@ -106,13 +99,38 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         app,
         backend,
         stop,
-        pg_database,
+        _pg_database: pg_database,
         _dir: dir,
     })
 }
 
 fn uuid_like() -> String {
     format!("{}_{}", std::process::id(), rand::random::<u64>())
+}
+
+/// A fresh PostgreSQL database for one test, dropped with this guard.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// Creates one. `None` (with a `skipped:` line) when no server answers outside CI;
+    /// in CI that is a failure.
+    pub async fn create() -> Option<PgDatabase> {
+        let name = format!("gradsign_t_{}", uuid_like());
+        match create_pg_database(&name).await {
+            Ok(()) => Some(PgDatabase { name }),
+            Err(e) if std::env::var("CI").is_err() => {
+                eprintln!("skipped: PostgreSQL is not reachable at {PG_ADMIN_URL} ({e}); CI runs this test");
+                None
+            }
+            Err(e) => panic!("PostgreSQL is required in CI but {PG_ADMIN_URL} failed: {e}"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
 }
 
 async fn create_pg_database(name: &str) -> Result<(), String> {
@@ -128,29 +146,33 @@ async fn create_pg_database(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A fresh runtime on another thread: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(name) = self.pg_database.take() {
-            // A fresh runtime on another thread: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&mut conn)
-                        .await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
