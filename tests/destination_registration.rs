@@ -181,7 +181,7 @@ async fn a_registration_is_edited_before_review_and_resubmitted_after_rejection(
     let rejected = app
         .fire(
             &case,
-            "reject",
+            "return",
             &app.reviewer(),
             json!({ "review": { "reason": "录取通知书不清晰" } }),
         )
@@ -218,7 +218,7 @@ async fn a_registration_is_edited_before_review_and_resubmitted_after_rejection(
             "upload_proof",
             "submit",
             "edit",
-            "reject",
+            "return",
             "upload_proof",
             "submit",
             "approve"

@@ -107,6 +107,35 @@ fn samples() -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 "https://jy.example.edu.cn/reviews",
             ],
         ),
+        (
+            "agreement_amended",
+            with(json!({"changes": [
+                {"field": "terms.position", "label_zh": "工作岗位", "label_en": "position", "old": "软件工程师", "new": "后端开发工程师"},
+                {"field": "terms.salary", "label_zh": "薪酬", "label_en": "pay", "old": "—", "new": "每月 9,000 元"},
+            ]})),
+            vec!["华为技术有限公司", "软件工程师", "后端开发工程师", "每月 9,000 元", url],
+        ),
+        (
+            "termination_requested",
+            with(
+                json!({"recipient_role": "student", "agreement_number": "XY-2025-000123",
+                "data": {"termination": {"requested_by": "employer", "reason": "岗位撤销"}}}),
+            ),
+            vec!["华为技术有限公司", "岗位撤销", "XY-2025-000123", url],
+        ),
+        (
+            "destination_withdrawn",
+            with(json!({"agreement_number": "XY-2025-000123"})),
+            vec!["张三", "华为技术有限公司", "XY-2025-000123", url],
+        ),
+        (
+            "change_returned",
+            with(
+                json!({"transition_title": "解约审核退回", "transition_title_en": "return the termination with a reason",
+                "reason": "解约函未加盖公章"}),
+            ),
+            vec!["张三", "解约函未加盖公章", url],
+        ),
     ]
 }
 

@@ -200,13 +200,13 @@ async fn a_rejected_application_is_followed_by_a_new_one(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     app.fire(&case, "submit", &s2, json!({})).await;
-    let no_reason = app.fire(&case, "reject", &app.reviewer(), json!({})).await;
+    let no_reason = app.fire(&case, "return", &app.reviewer(), json!({})).await;
     assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(no_reason.body["errors"][0]["field"], "input.review.reason");
     let rejected = app
         .fire(
             &case,
-            "reject",
+            "return",
             &app.reviewer(),
             json!({ "review": { "reason": "盖章不清晰" } }),
         )

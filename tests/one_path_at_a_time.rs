@@ -171,7 +171,7 @@ async fn registration_submitted_blocks_online_and_offline_until_rejected(backend
     let rejected = app
         .fire(
             &registration,
-            "reject",
+            "return",
             &app.reviewer(),
             json!({ "review": { "reason": "请说明求职情况" } }),
         )

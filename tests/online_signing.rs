@@ -55,9 +55,16 @@ async fn the_whole_online_path_ends_with_a_destination_record(backend: Backend) 
     let accepted = app.fire(&case, "accept", &s1, json!({})).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
     assert_eq!(accepted.body["state"], "confirming");
-    assert!(
-        accepted.body["timers"].as_array().unwrap().is_empty(),
-        "accepting ends the validity timer"
+    let timers: Vec<_> = accepted.body["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["fire"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        timers,
+        ["lapse"],
+        "accepting ends the invitation's validity and starts the confirmation's"
     );
     let confirmed = app.fire(&case, "confirm", &s1, json!({})).await;
     assert_eq!(confirmed.body["state"], "submitted");
@@ -65,7 +72,10 @@ async fn the_whole_online_path_ends_with_a_destination_record(backend: Backend) 
     let approved = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
     assert_eq!(approved.body["state"], "approved");
-    assert_eq!(approved.body["terminal"], true);
+    assert_eq!(
+        approved.body["terminal"], false,
+        "an approved agreement may still be terminated"
+    );
     let steps: Vec<_> = approved.body["history"]
         .as_array()
         .unwrap()
@@ -218,8 +228,8 @@ async fn once_signed_the_other_invitations_cannot_be_accepted(backend: Backend) 
         assert!(!accept["reason"]["en"].as_str().unwrap().is_empty());
         assert_eq!(
             action(&view.body, "reject")["enabled"],
-            true,
-            "declining stays possible"
+            false,
+            "R3: the other invitations can be viewed, not acted on"
         );
         let input = json!({ "terms": { "archive_unit": "某人才中心", "archive_address": "某地址 1 号", "hukou_unit": "某派出所", "hukou_address": "某地址 2 号" } });
         let refused = app.fire(other, "accept", &s1, input).await;
@@ -296,11 +306,16 @@ async fn an_expiry_after_the_case_moved_on_does_nothing(backend: Backend) {
     app.fire(&case, "accept", &s3, json!({})).await;
     app.clock.advance(chrono::Duration::days(30));
     let fired = app.app.engine.sweep_timers().await.unwrap();
-    assert_eq!(fired, 0, "the invitation's timer was cancelled when it was accepted");
+    assert_eq!(fired, 1, "only the confirmation's own validity fires");
     app.sweep_through_worker().await;
     let view = app.case(&case, &s3).await;
-    assert_eq!(view.body["state"], "confirming");
-    assert_eq!(view.body["version"], 3);
+    assert_eq!(
+        view.body["state"], "lapsed",
+        "not expired: the invitation's timer was cancelled"
+    );
+    assert_eq!(view.body["version"], 4);
+    let last = view.body["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["transition"], "lapse");
 }
 
 async fn twenty_concurrent_accepts_have_exactly_one_winner(backend: Backend) {

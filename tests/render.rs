@@ -392,3 +392,45 @@ fn the_bold_subset_covers_every_fixed_character_of_the_template() {
         .collect();
     assert!(missing.is_empty(), "bold subset lacks {missing:?}");
 }
+
+#[test]
+fn every_document_template_a_definition_may_name_exists() {
+    let mut found: Vec<String> = std::fs::read_dir(template_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".typ").map(str::to_string))
+        .collect();
+    found.sort();
+    let known: Vec<String> = gradsign::definition::DOCUMENT_TEMPLATES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(found, known);
+}
+
+#[test]
+fn the_termination_certificate_is_one_page_with_both_parties_and_the_reason() {
+    let mut data = sample_data();
+    data["case"] = json!({ "termination": { "requested_by": "student", "reason": "考取全日制硕士研究生" } });
+    let number = doc(data.clone(), false).number;
+    let out = renderer()
+        .render_template("termination_certificate", 1, &doc(data, false), true)
+        .expect("renders");
+    assert_eq!(page_count(&out.pdf), 1);
+    assert_eq!(out.pages.len(), 1);
+    let text = page_text(&out.pdf, 1);
+    for fact in [
+        "解除就业协议证明",
+        "李晓雯",
+        "哈尔滨松江智能装备有限公司",
+        "考取全日制硕士研究生",
+        "乙方（毕业生）",
+        number.as_str(),
+    ] {
+        assert!(text.contains(fact), "the certificate lacks {fact}: {text}");
+    }
+    // The agreement's template still insists on its own two pages.
+    let err = renderer()
+        .render_template("agreement", 1, &doc(sample_data(), false), false)
+        .unwrap_err();
+    assert!(matches!(err, RenderError::PageCount { expected: 1, pages: 2 }), "{err}");
+}

@@ -125,6 +125,41 @@ fn a_timer_firing_a_transition_that_does_not_leave_its_state_is_refused() {
 }
 
 #[test]
+fn a_state_with_no_exit_by_a_party_or_a_timer_is_refused_with_its_line() {
+    // A new state the school can send a case to, and nothing leaves.
+    let on_hold = "[states.on_hold]\ntitle = \"暂缓 / on hold\"\nclaims = [\"destination\"]\n\n[states.withdrawn]";
+    let hold =
+        "\n[[transitions]]\nname = \"hold\"\nfrom = [\"submitted\"]\nto = \"on_hold\"\nby = \"school_reviewer\"\n";
+    let broken = original().replace("[states.withdrawn]", on_hold) + hold;
+    let (ok, err, file) = check(&broken);
+    assert!(!ok);
+    let line = line_of(&broken, "[states.on_hold]");
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}: state `on_hold` has no way out by a party or a timer"
+        )),
+        "{err}"
+    );
+
+    // Left only by the platform admin's intervention: still nobody's way out.
+    let release = "\n[[transitions]]\nname = \"unhold\"\nfrom = [\"on_hold\"]\nto = \"voided\"\nby = \"platform_admin\"\ninput = [{ form = \"intervention\" }]\n";
+    let (ok, err, _) = check(&(broken.clone() + release));
+    assert!(!ok);
+    assert!(
+        err.contains("state `on_hold` has no way out by a party or a timer"),
+        "{err}"
+    );
+
+    // A timer of its own that fires a system transition out of it is a way out.
+    let timed = broken.replace(
+        "title = \"暂缓 / on hold\"",
+        "title = \"暂缓 / on hold\"\ntimers = [{ after = \"5d\", fire = \"resume\" }]",
+    ) + "\n[[transitions]]\nname = \"resume\"\nfrom = [\"on_hold\"]\nto = \"submitted\"\nby = \"system\"\n";
+    let (ok, err, _) = check(&timed);
+    assert!(ok, "{err}");
+}
+
+#[test]
 fn a_condition_with_an_unknown_name_is_refused() {
     let broken = original().replacen(
         "when = \"!employer.receives_archive\"",

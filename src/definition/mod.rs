@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 use chrono::Duration;
 use serde::Serialize;
 
-pub use check::{EXPRESSION_VARIABLES, FIELD_KINDS, MAIL_TEMPLATES};
+pub use check::{DOCUMENT_TEMPLATES, EXPRESSION_VARIABLES, FIELD_KINDS, MAIL_TEMPLATES};
 pub use registry::Registry;
 
 /// One problem found in a definition file, pointing at a line.
@@ -188,11 +188,79 @@ pub struct UploadSlot {
     pub max_files: usize,
 }
 
-/// When the student and the employer may read a rendered document.
+/// A document slot's rule: when the student and the employer may read it and, for a
+/// rendered slot, the template that fills it.
 #[derive(Debug, Clone)]
 pub struct DocumentRule {
     pub title: String,
-    pub readable_in: Vec<String>,
+    /// `None`: readable in every state.
+    pub readable_in: Option<Vec<String>>,
+    pub template: Option<Template>,
+}
+
+/// How a rendered slot is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The Typst file stem in the templates folder (`agreement` → `agreement.typ`).
+    pub name: String,
+    /// The number of pages it must lay out.
+    pub pages: usize,
+    /// With the 预览 / PREVIEW watermark.
+    pub preview: bool,
+}
+
+impl DocumentRule {
+    /// The slots every definition may render without declaring them: the agreement
+    /// and its watermarked preview (both `agreement.typ`, two pages).
+    pub fn builtin(slot: &str) -> Option<DocumentRule> {
+        let (title, preview) = match slot {
+            "agreement" => ("就业协议书 / employment agreement", false),
+            "agreement_preview" => ("就业协议书预览 / agreement preview", true),
+            _ => return None,
+        };
+        Some(DocumentRule {
+            title: title.into(),
+            readable_in: None,
+            template: Some(Template {
+                name: "agreement".into(),
+                pages: 2,
+                preview,
+            }),
+        })
+    }
+}
+
+/// What a state means for the agreement a case issued (协议书), as `/verify` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementStatus {
+    /// Not (yet) approved: generated, under review, returned.
+    #[default]
+    Pending,
+    /// Approved and binding.
+    InForce,
+    /// Ended by termination (解约).
+    Terminated,
+    /// Never took effect (cancelled, rejected for good).
+    Void,
+}
+
+impl AgreementStatus {
+    pub const ALL: [AgreementStatus; 4] = [
+        AgreementStatus::Pending,
+        AgreementStatus::InForce,
+        AgreementStatus::Terminated,
+        AgreementStatus::Void,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementStatus::Pending => "pending",
+            AgreementStatus::InForce => "in_force",
+            AgreementStatus::Terminated => "terminated",
+            AgreementStatus::Void => "void",
+        }
+    }
 }
 
 /// A key that at most one case may hold at a time, e.g. `destination:{student}`.
@@ -211,6 +279,7 @@ pub struct State {
     pub terminal: bool,
     /// Cases here wait for the school's review.
     pub review: bool,
+    pub agreement: AgreementStatus,
     /// Mail sent on entering the state.
     pub mails: Vec<Mail>,
     /// Names of [`Claim`]s held while the case is in this state.
@@ -263,39 +332,42 @@ pub enum TimerDue {
     At(String),
 }
 
-/// Work caused by entering a state, named in the definition and implemented in Rust.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Work caused by entering a state or firing a transition, named in the definition and
+/// implemented in Rust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
-    /// Write the student's graduation destination record (R2), in the same transaction.
+    /// Write the student's graduation destination record (R2), in the same transaction;
+    /// a record in force before it is kept as `replaced`.
     RecordDestination,
-    /// Withdraw the destination record this case wrote (R18).
+    /// Withdraw the destination record this case wrote (R18): kept as `withdrawn`.
     WithdrawDestination,
     /// Issue the agreement number (协议书编号) and verification code, once per case.
     AssignAgreementNumber,
-    /// Render the agreement (PDF and page images) into the `agreement` slot, by a job.
-    RenderAgreement,
-    /// Render the watermarked preview into the `agreement_preview` slot, by a job.
-    RenderPreview,
+    /// Render a document slot (PDF and page images) from its template, by a job.
+    Render(String),
 }
 
 impl Effect {
-    pub const ALL: [Effect; 5] = [
-        Effect::RecordDestination,
-        Effect::WithdrawDestination,
-        Effect::AssignAgreementNumber,
-        Effect::RenderAgreement,
-        Effect::RenderPreview,
+    /// The effects named by `effect = "…"`; rendering is `render = "slot"`, and the
+    /// two older names `render_agreement` / `render_preview` stand for the built-in slots.
+    pub const NAMES: [&'static str; 5] = [
+        "record_destination",
+        "withdraw_destination",
+        "assign_agreement_number",
+        "render_agreement",
+        "render_preview",
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::RecordDestination => "record_destination",
-            Effect::WithdrawDestination => "withdraw_destination",
-            Effect::AssignAgreementNumber => "assign_agreement_number",
-            Effect::RenderAgreement => "render_agreement",
-            Effect::RenderPreview => "render_preview",
-        }
+    pub fn named(name: &str) -> Option<Effect> {
+        Some(match name {
+            "record_destination" => Effect::RecordDestination,
+            "withdraw_destination" => Effect::WithdrawDestination,
+            "assign_agreement_number" => Effect::AssignAgreementNumber,
+            "render_agreement" => Effect::Render("agreement".into()),
+            "render_preview" => Effect::Render("agreement_preview".into()),
+            _ => return None,
+        })
     }
 }
 
@@ -311,6 +383,12 @@ pub struct Transition {
     pub guards: Vec<Guard>,
     /// Mail sent when it fires.
     pub notify: Vec<Mail>,
+    /// Effects of firing it, before the target state's `on_enter`.
+    pub effects: Vec<Effect>,
+    /// Data moved when it fires: (from, to).
+    pub moves: Vec<(String, String)>,
+    /// The data field recording the role that fired it.
+    pub record_actor: Option<String>,
     /// Fired by uploading into this slot.
     pub upload: Option<String>,
     /// Fired (recorded) by downloading this document slot.
@@ -369,7 +447,25 @@ impl Definition {
     pub fn readable_by_parties(&self, slot: &str, state: &str) -> bool {
         self.documents
             .get(slot)
-            .is_none_or(|rule| rule.readable_in.iter().any(|s| s == state))
+            .and_then(|rule| rule.readable_in.as_ref())
+            .is_none_or(|states| states.iter().any(|s| s == state))
+    }
+
+    /// The rule of a document slot: declared, or built in (the agreement and its preview).
+    pub fn document(&self, slot: &str) -> Option<DocumentRule> {
+        let builtin = DocumentRule::builtin(slot);
+        match (self.documents.get(slot), builtin) {
+            (Some(rule), builtin) => Some(DocumentRule {
+                template: rule.template.clone().or(builtin.and_then(|b| b.template)),
+                ..rule.clone()
+            }),
+            (None, builtin) => builtin,
+        }
+    }
+
+    /// A field of any form, by name.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.forms.values().flat_map(|f| &f.fields).find(|f| f.name == name)
     }
 
     /// A param as a duration (checked at load for the params used as durations).

@@ -73,8 +73,15 @@ fn one() -> usize {
 pub struct RawDocumentRule {
     pub title: Option<String>,
     /// States in which the student and the employer may read it (school staff and
-    /// platform admins always may).
-    pub readable_in: Vec<Spanned<String>>,
+    /// platform admins always may); absent: in every state.
+    pub readable_in: Option<Vec<Spanned<String>>>,
+    /// A rendered slot: the Typst template (`templates/agreement/NAME.typ`) that fills it.
+    pub template: Option<Spanned<String>>,
+    /// How many pages the template must lay out (a longer text is an error, not a third page).
+    pub pages: Option<usize>,
+    /// Rendered with the 预览 / PREVIEW watermark.
+    #[serde(default)]
+    pub preview: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +107,9 @@ pub struct RawState {
     /// Cases here wait for the school's review (they count in the daily digest).
     #[serde(default)]
     pub review: bool,
+    /// What the state means for the agreement the case issued: `pending`, `in_force`,
+    /// `terminated` or `void` (what `/verify` reports).
+    pub agreement: Option<Spanned<String>>,
     #[serde(default)]
     pub claims: Vec<String>,
     #[serde(default)]
@@ -126,11 +136,14 @@ pub struct RawTimer {
     pub escalate: Option<u8>,
 }
 
-/// An `on_enter` entry: a named effect, or a mail to roles.
+/// An `on_enter` (or transition `effects`) entry: a named effect, a document to render,
+/// or a mail to roles.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEffect {
     pub effect: Option<String>,
+    /// A rendered document slot to (re)render, by a job.
+    pub render: Option<String>,
     pub email: Option<String>,
     pub to: Option<OneOrMany>,
 }
@@ -159,10 +172,30 @@ pub struct RawTransition {
     /// Mail sent when the transition fires.
     #[serde(default)]
     pub notify: Vec<Spanned<RawMail>>,
+    /// Effects (and mail) of this transition, whatever state it enters; the target
+    /// state's `on_enter` runs only for the ways in that it suits.
+    #[serde(default)]
+    pub effects: Vec<Spanned<RawEffect>>,
+    /// Data moved when the transition fires (an approved correction's new values
+    /// becoming the record's values).
+    #[serde(default)]
+    pub moves: Vec<Spanned<RawMove>>,
+    /// A data field that records who fired the transition (the role), for guards such as
+    /// "the other party consents".
+    pub record_actor: Option<Spanned<String>>,
     /// The transition is fired by uploading a file into this slot.
     pub upload: Option<Spanned<String>>,
     /// The transition is fired (recorded) when the actor downloads this document slot.
     pub download: Option<Spanned<String>>,
+}
+
+/// `{ from = "correction.destination", to = "destination" }`: the value at `from` replaces
+/// the value at `to`, and `from` is emptied.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMove {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

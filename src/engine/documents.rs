@@ -1,6 +1,7 @@
-//! Documents of a case as the engine handles them: rendering the agreement (a job),
-//! listing and reading documents (firing a declared download transition), uploading
-//! files (firing a declared upload transition) and verifying an agreement number.
+//! Documents of a case as the engine handles them: rendering a slot from its template
+//! (a job: the agreement, its preview, a termination certificate), listing and reading
+//! documents (firing a declared download transition), uploading files (firing a declared
+//! upload transition) and verifying an agreement number.
 
 use std::sync::{Arc, OnceLock};
 
@@ -13,7 +14,7 @@ use super::{
     service::{Engine, EngineError, Result},
 };
 use crate::{
-    definition::Role,
+    definition::{AgreementStatus, Role},
     render::{AgreementDoc, RenderError, Renderer},
     store::{DocumentRow, RenderRow, StoreError, blobs::Blobs, from_millis, millis},
 };
@@ -96,6 +97,16 @@ pub struct Verification {
     pub issued_on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// What the agreement is now: `pending` (not yet approved), `in_force`, `terminated`
+    /// (解约) or `void`. A genuine number is not an agreement in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub agreement: Option<AgreementStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<bool>,
+    /// The day the termination took effect (Asia/Shanghai), for a terminated agreement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminated_on: Option<String>,
 }
 
 /// A file someone uploads, already checked for type and size by the caller.
@@ -123,18 +134,25 @@ impl Engine {
             what: "case",
             id: case_id.into(),
         })?;
-        let doc = self.agreement_doc(&mut tx, &row, slot == "agreement_preview").await?;
+        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        let rule = def.document(slot);
+        let Some(template) = rule.as_ref().and_then(|r| r.template.clone()) else {
+            return Err(StoreError::Corrupt(format!("slot {slot} of {} has no template", def.name)).into());
+        };
+        let doc = self.agreement_doc(&mut tx, &row, template.preview).await?;
         tx.rollback().await?;
         let renderer = self
             .renderer
             .get()
-            .map_err(|e| StoreError::Corrupt(format!("the agreement template cannot load: {e}")))?;
-        let rendered = tokio::task::spawn_blocking(move || renderer.render(&doc, true))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("the document templates cannot load: {e}")))?;
+        let rendered =
+            tokio::task::spawn_blocking(move || renderer.render_template(&template.name, template.pages, &doc, true))
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
+        let title = rule.map(|r| r.title).unwrap_or_else(|| slot.to_string());
         let attempts = current.attempts + 1;
         match rendered {
-            Ok(out) => self.store_render(&row, slot, case_version, out, attempts).await,
+            Ok(out) => self.store_render(&row, slot, &title, case_version, out, attempts).await,
             Err(e) => {
                 // A missing glyph or too much text fails the same way every time: give up at once.
                 let permanent = matches!(e, RenderError::MissingGlyph { .. } | RenderError::PageCount { .. });
@@ -161,10 +179,12 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_render(
         &self,
         row: &crate::store::CaseRow,
         slot: &str,
+        title: &str,
         version: i64,
         out: crate::render::Rendered,
         attempts: i64,
@@ -176,14 +196,11 @@ impl Engine {
             .await?
             .map(|p| p.name)
             .unwrap_or_default();
-        let number = data
-            .pointer("/agreement/number")
-            .and_then(Value::as_str)
-            .unwrap_or("preview");
-        let base = if slot == "agreement" {
-            format!("就业协议书-{student}-{number}")
-        } else {
-            format!("就业协议书预览-{student}")
+        // Named by the slot's Chinese title, the student and the agreement number.
+        let title = title.split(" / ").next().unwrap_or(title);
+        let base = match data.pointer("/agreement/number").and_then(Value::as_str) {
+            Some(number) => format!("{title}-{student}-{number}"),
+            None => format!("{title}-{student}"),
         };
         let mut files = vec![(0_i64, "application/pdf", format!("{base}.pdf"), out.pdf)];
         for (i, png) in out.pages.into_iter().enumerate() {
@@ -225,7 +242,7 @@ impl Engine {
         })
         .await?;
         tx.commit().await?;
-        tracing::info!(case = %row.id, slot, version, "agreement rendered");
+        tracing::info!(case = %row.id, slot, version, "document rendered");
         Ok(())
     }
 
@@ -307,6 +324,9 @@ impl Engine {
         doc_data.insert("terms".into(), data.get("terms").cloned().unwrap_or(json!({})));
         doc_data.insert("signing".into(), Value::Array(signing));
         doc_data.insert("dates".into(), Value::Object(dates));
+        // The whole case data, for templates that print what only their definition keeps
+        // (a termination's reason and who asked for it).
+        doc_data.insert("case".into(), data.clone());
         let number = data
             .pointer("/agreement/number")
             .and_then(Value::as_str)
@@ -377,10 +397,9 @@ impl Engine {
             .blobs()
             .get(&doc.sha256)
             .map_err(|e| StoreError::Corrupt(format!("document {id} content: {e}")))?;
-        let recorder = def.transitions_from(&row.state).find(|t| {
-            t.download.as_deref() == Some(doc.slot.as_str())
-                && (t.by.contains(&actor.role) || actor.role == Role::PlatformAdmin)
-        });
+        let recorder = def
+            .transitions_from(&row.state)
+            .find(|t| t.download.as_deref() == Some(doc.slot.as_str()) && t.by.contains(&actor.role));
         if let Some(t) = recorder
             && doc.page == 0
             && doc.replaced_at.is_none()
@@ -512,6 +531,9 @@ impl Engine {
             employer_name: None,
             issued_on: None,
             state: None,
+            agreement: None,
+            in_force: None,
+            terminated_on: None,
         };
         let Some((case_id, expected, issued_at)) = found else {
             return Ok(not_genuine);
@@ -528,6 +550,14 @@ impl Engine {
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
         tx.rollback().await?;
         let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+        let day = |ms: i64| {
+            from_millis(ms)
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .format("%Y-%m-%d")
+                .to_string()
+        };
+        let state = def.state(&row.state);
+        let status = state.map(|s| s.agreement).unwrap_or_default();
         Ok(Verification {
             number: number.into(),
             genuine: true,
@@ -537,17 +567,11 @@ impl Engine {
                     .and_then(Value::as_str)
                     .map(str::to_string)
             }),
-            issued_on: Some(
-                from_millis(issued_at)
-                    .with_timezone(&chrono_tz::Asia::Shanghai)
-                    .format("%Y-%m-%d")
-                    .to_string(),
-            ),
-            state: Some(
-                def.state(&row.state)
-                    .map(|s| s.title.clone())
-                    .unwrap_or(row.state.clone()),
-            ),
+            issued_on: Some(day(issued_at)),
+            state: Some(state.map(|s| s.title.clone()).unwrap_or(row.state.clone())),
+            agreement: Some(status),
+            in_force: Some(status == AgreementStatus::InForce),
+            terminated_on: (status == AgreementStatus::Terminated).then(|| day(row.state_entered_at)),
         })
     }
 }

@@ -30,6 +30,7 @@ impl Scope {
                     "documents",
                     case.map(|c| c.documents.clone()).unwrap_or_else(|| json!({})),
                 ),
+                ("held_elsewhere", held_elsewhere(def, case)),
             ],
         }
     }
@@ -47,4 +48,16 @@ impl Scope {
             Err(e) => Err(format!("condition `{}` failed: {e}", expr.source)),
         }
     }
+}
+
+/// `held_elsewhere.destination`: for every claim of the definition, whether another case
+/// holds this case's key.
+fn held_elsewhere(def: &Definition, case: Option<&CaseRef>) -> Value {
+    let held = |name: &str| case.is_some_and(|c| c.held_elsewhere.iter().any(|h| h == name));
+    Value::Object(
+        def.claims
+            .keys()
+            .map(|name| (name.clone(), json!(held(name))))
+            .collect(),
+    )
 }

@@ -52,6 +52,15 @@ pub fn set_path(data: &mut Value, name: &str, value: Value) {
     }
 }
 
+/// Removes and returns `data[a][b]` for the dotted name `a.b`.
+pub fn take_path(data: &mut Value, name: &str) -> Option<Value> {
+    let (parent, last) = match name.rsplit_once('.') {
+        Some((parent, last)) => (parent.split('.').try_fold(data, |node, part| node.get_mut(part))?, last),
+        None => (data, name),
+    };
+    parent.as_object_mut()?.remove(last)
+}
+
 /// Reads `data[a][b]` for the dotted name `a.b`.
 pub fn get_path<'a>(data: &'a Value, name: &str) -> Option<&'a Value> {
     name.split('.').try_fold(data, |node, part| node.get(part))

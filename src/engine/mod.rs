@@ -9,6 +9,7 @@
 //! [`service::Engine`] runs an outcome in one database transaction through [`crate::store`].
 
 pub mod documents;
+pub mod effects;
 mod expr;
 pub mod input;
 pub mod notify;
@@ -63,6 +64,9 @@ pub struct CaseRef {
     pub school_id: String,
     /// Current documents counted by slot (uploads and renders), for conditions.
     pub documents: Value,
+    /// The names of the definition's claims whose key another case holds (R3: a student
+    /// signed elsewhere), for conditions and disabled actions.
+    pub held_elsewhere: Vec<String>,
 }
 
 /// The parties' reference records, as JSON (`Value::Null` when a case has none).
@@ -143,6 +147,21 @@ pub struct Outcome {
     pub effects: Vec<Effect>,
     /// Mail to send: the transition's `notify` and, on entering, the state's `on_enter` mail.
     pub mails: Vec<Mail>,
+    /// The values the transition changed, old beside new, for the history and mail.
+    pub changes: Vec<Change>,
+}
+
+/// One value a transition changed (an amended term, a corrected destination).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Change {
+    /// The data field, dotted (`terms.position`).
+    pub field: String,
+    /// The field's label in the definition (`工作岗位 / position`).
+    pub label: String,
+    #[schema(value_type = Object)]
+    pub old: Value,
+    #[schema(value_type = Object)]
+    pub new: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -228,9 +247,22 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
 
     let mut data = req.case.data.clone();
     let mut recorded = Value::Object(Default::default());
+    let mut changes = Vec::new();
     for (name, value) in values {
+        if !req.is_start {
+            note_change(&mut changes, def, &data, &name, &value);
+        }
         input::set_path(&mut data, &name, value.clone());
         input::set_path(&mut recorded, &name, value);
+    }
+    for (from, to) in &t.moves {
+        if let Some(value) = input::take_path(&mut data, from) {
+            note_change(&mut changes, def, &data, to, &value);
+            input::set_path(&mut data, to, value);
+        }
+    }
+    if let Some(path) = &t.record_actor {
+        input::set_path(&mut data, path, Value::String(req.actor.role.as_str().into()));
     }
     let from = (!req.is_start).then(|| req.case.state.clone());
     let to =
@@ -239,7 +271,8 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
             .ok_or_else(|| Refusal::Definition(format!("{} has no target", t.name)))?;
     let enters = t.to.is_some();
     let (mut release, mut take) = (Vec::new(), Vec::new());
-    let (mut timers, mut effects) = (Vec::new(), Vec::new());
+    let mut timers = Vec::new();
+    let mut effects = t.effects.clone();
     let mut mails = t.notify.clone();
     if enters {
         let old = from
@@ -271,7 +304,7 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
                 due,
             });
         }
-        effects = state.on_enter.clone();
+        effects.extend(state.on_enter.iter().cloned());
         mails.extend(state.mails.iter().cloned());
     }
     Ok(Outcome {
@@ -286,7 +319,26 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
         timers,
         effects,
         mails,
+        changes,
     })
+}
+
+/// Records `field` going from its value in `data` to `new`, if that is a change.
+fn note_change(changes: &mut Vec<Change>, def: &Definition, data: &Value, field: &str, new: &Value) {
+    let old = input::get_path(data, field).cloned().unwrap_or(Value::Null);
+    if &old == new {
+        return;
+    }
+    let label = def
+        .field(field)
+        .and_then(|f| f.label.clone())
+        .unwrap_or_else(|| field.to_string());
+    changes.push(Change {
+        field: field.to_string(),
+        label,
+        old,
+        new: new.clone(),
+    });
 }
 
 /// The checks that do not depend on input: the transition exists, the actor is a party
@@ -302,7 +354,9 @@ fn permitted<'d>(req: &Request<'d>) -> Result<&'d Transition, Refusal> {
     if !is_party(req.case, req.actor) {
         return Err(Refusal::NotYourCase);
     }
-    if !t.by.contains(&req.actor.role) && req.actor.role != Role::PlatformAdmin {
+    // A platform admin fires only what names `platform_admin`: never a party's own step
+    // (no signing on someone's behalf).
+    if !t.by.contains(&req.actor.role) {
         return Err(Refusal::WrongRole {
             transition: t.name.clone(),
             title: Message::from_title(&t.title),
@@ -361,24 +415,16 @@ fn due_time(due: &TimerDue, data: &Value, now: DateTime<Utc>) -> Result<DateTime
 }
 
 /// The transitions `actor` may see on `case`, each enabled or disabled with the reason.
-/// `held_elsewhere(key)` says whether another case holds a claim key.
-pub fn actions(
-    def: &Definition,
-    case: &CaseRef,
-    actor: &Actor,
-    parties: &Parties,
-    held_elsewhere: &dyn Fn(&str) -> bool,
-) -> Vec<Action> {
+pub fn actions(def: &Definition, case: &CaseRef, actor: &Actor, parties: &Parties) -> Vec<Action> {
     if !is_party(case, actor) {
         return Vec::new();
     }
     let empty = Value::Object(Default::default());
     let scope = Scope::new(def, Some(case), parties, actor, &empty);
     def.transitions_from(&case.state)
-        .filter(|t| !t.by.contains(&Role::System))
-        .filter(|t| t.by.contains(&actor.role) || actor.role == Role::PlatformAdmin)
+        .filter(|t| t.by.contains(&actor.role) && actor.role != Role::System)
         .map(|t| {
-            let reason = disabled_reason(def, t, case, &scope, held_elsewhere);
+            let reason = disabled_reason(def, t, case, &scope);
             let fields = applicable_forms(def, t, &scope)
                 .map(|forms| forms.iter().flat_map(|f| f.fields.clone()).collect())
                 .unwrap_or_default();
@@ -393,13 +439,7 @@ pub fn actions(
         .collect()
 }
 
-fn disabled_reason(
-    def: &Definition,
-    t: &Transition,
-    case: &CaseRef,
-    scope: &Scope,
-    held_elsewhere: &dyn Fn(&str) -> bool,
-) -> Option<Message> {
+fn disabled_reason(def: &Definition, t: &Transition, case: &CaseRef, scope: &Scope) -> Option<Message> {
     for guard in &t.guards {
         match scope.holds(&guard.when) {
             Ok(true) => {}
@@ -417,6 +457,6 @@ fn disabled_reason(
     state_claims(def, to, case)
         .into_iter()
         .filter(|(key, _)| !current.iter().any(|(k, _)| k == key))
-        .find(|(key, _)| held_elsewhere(key))
+        .find(|(_, name)| case.held_elsewhere.contains(name))
         .and_then(|(_, name)| def.claims.get(&name).map(|c| c.conflict.clone()))
 }

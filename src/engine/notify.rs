@@ -156,13 +156,18 @@ impl Engine {
         if let Some(number) = data.pointer("/agreement/number") {
             ctx.insert("agreement_number".into(), number.clone());
         }
+        // The whole case data, for templates that print what only their definition has
+        // (a termination's reason and who asked for it).
+        ctx.insert("data".into(), data.clone());
         let entered = from_millis(row.state_entered_at);
         ctx.insert("submitted_at".into(), json!(local(entered)));
         ctx.insert("waited_hours".into(), json!((self.now() - entered).num_hours().max(0)));
         Ok(ctx)
     }
 
-    /// Queues `mail` for every holder of its roles, once per `cause`.
+    /// Queues `mail` for every holder of its roles, once per `cause`. `extra` adds to the
+    /// context (the transition that caused it, what it changed).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn queue_mail(
         &self,
         tx: &mut Tx,
@@ -171,12 +176,15 @@ impl Engine {
         data: &Value,
         mail: &Mail,
         cause: &str,
+        extra: &Map<String, Value>,
     ) -> Result<()> {
-        let base = self.mail_context(tx, def, row, data).await?;
+        let mut base = self.mail_context(tx, def, row, data).await?;
+        base.extend(extra.clone());
         for role in &mail.to {
             for r in self.recipients(tx, row, data, *role).await? {
                 let mut ctx = base.clone();
                 ctx.insert("recipient_name".into(), json!(r.name));
+                ctx.insert("recipient_role".into(), json!(role.as_str()));
                 if let Some(level) = mail.escalate {
                     ctx.insert("level".into(), json!(level));
                 }
@@ -253,6 +261,7 @@ impl Engine {
                 input: json!({ "level": level, "to": mail.to }).to_string(),
                 at: millis(now),
                 idempotency_key: None,
+                changes: None,
             })
             .await?;
             let to = mail.to.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
@@ -260,7 +269,7 @@ impl Engine {
                 .await?;
             tracing::info!(case = %row.id, level, state = %row.state, "review escalated");
         }
-        self.queue_mail(tx, &def, row, &data, mail, &format!("t{timer_id}"))
+        self.queue_mail(tx, &def, row, &data, mail, &format!("t{timer_id}"), &Map::new())
             .await
     }
 

@@ -16,10 +16,7 @@ use crate::{
     clock::SharedClock,
     definition::{Definition, Effect, Message, Registry, Role, TimerAction},
     jobs::{Job, WorkersConfig},
-    store::{
-        CaseFilter, CaseRow, Db, DestinationRow, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow, Tx,
-        from_millis, millis,
-    },
+    store::{CaseFilter, CaseRow, Db, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow, Tx, from_millis, millis},
 };
 
 /// Why the engine did not do what was asked.
@@ -76,16 +73,6 @@ pub struct Start {
     /// The student the case is about (the actor's own id when a student starts it).
     pub student: Option<String>,
     pub input: Value,
-}
-
-/// A destination record (R2).
-#[derive(Debug, Clone)]
-pub struct Destination {
-    pub category_code: String,
-    pub unit_name: Option<String>,
-    pub location: Option<String>,
-    pub case_id: String,
-    pub approved_at: DateTime<Utc>,
 }
 
 /// What firing a timer came to.
@@ -155,7 +142,7 @@ impl Engine {
             .registry
             .current(&start.workflow)
             .ok_or_else(|| EngineError::UnknownWorkflow(start.workflow.clone()))?;
-        if !def.start.by.contains(&actor.role) && actor.role != Role::PlatformAdmin {
+        if !def.start.by.contains(&actor.role) {
             return Err(Refusal::WrongRole {
                 transition: def.start.name.clone(),
                 title: Message::from_title(&def.start.title),
@@ -207,6 +194,7 @@ impl Engine {
             employer_id,
             school_id: student.school_id.clone().unwrap_or_default(),
             documents: json!({}),
+            held_elsewhere: Vec::new(),
         };
         let parties = self.parties(&mut tx, &case).await?;
         let outcome = decide(&Request {
@@ -376,6 +364,8 @@ impl Engine {
             input: outcome.input.to_string(),
             at: now_ms,
             idempotency_key: idem.map(|i| i.key.clone()),
+            changes: (!outcome.changes.is_empty())
+                .then(|| serde_json::to_string(&outcome.changes).expect("changes serialise")),
         })
         .await?;
         for key in &outcome.release {
@@ -400,12 +390,14 @@ impl Engine {
                 self.set_timer(tx, &row, &timer.action, timer.due, now_ms).await?;
             }
         }
+        let cause = mail_cause(def, outcome);
         for mail in &outcome.mails {
-            self.queue_mail(tx, def, &row, &data, mail, &format!("h{}", row.version))
+            self.queue_mail(tx, def, &row, &data, mail, &format!("h{}", row.version), &cause)
                 .await?;
         }
         for effect in &outcome.effects {
-            self.effect(tx, def, &row, &outcome.data, *effect, now_ms).await?;
+            self.effect(tx, def, &row, &outcome.data, effect, &outcome.transition, now_ms)
+                .await?;
         }
         tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.label(),
             from = outcome.from.as_deref().unwrap_or("-"), to = %outcome.to, "transition fired");
@@ -457,112 +449,6 @@ impl Engine {
         tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
             .await?;
         Ok(())
-    }
-
-    /// The effects implemented in Rust, named by definitions.
-    async fn effect(
-        &self,
-        tx: &mut Tx,
-        def: &Definition,
-        row: &CaseRow,
-        data: &Value,
-        effect: Effect,
-        now_ms: i64,
-    ) -> Result<()> {
-        match effect {
-            Effect::RecordDestination => {
-                // A registration (a `destination` field) names its own category and unit;
-                // an agreement path writes the definition's code and the employer.
-                let registration = data.get("destination").filter(|d| d.get("category").is_some());
-                let category = registration
-                    .and_then(|d| d.get("category"))
-                    .and_then(Value::as_str)
-                    .or(def.destination.as_deref())
-                    .unwrap_or_default();
-                let registered = |names: &[&str]| {
-                    let fields = registration.and_then(|d| d.get("fields"))?;
-                    names
-                        .iter()
-                        .find_map(|n| fields.get(*n).and_then(Value::as_str))
-                        .map(str::to_string)
-                };
-                let unit = match (&row.employer_id, registration) {
-                    (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),
-                    (Some(id), None) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
-                    (None, None) => data
-                        .pointer("/employer/name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                };
-                let location = match registration {
-                    Some(_) => registered(REGISTERED_LOCATION_FIELDS),
-                    None => data
-                        .pointer("/terms/work_place")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                };
-                tx.record_destination(&DestinationRow {
-                    student_id: row.student_id.clone(),
-                    category_code: category.to_string(),
-                    unit_name: unit,
-                    location,
-                    case_id: row.id.clone(),
-                    approved_at: now_ms,
-                    data: data.to_string(),
-                })
-                .await?;
-            }
-            Effect::WithdrawDestination => tx.withdraw_destination(&row.student_id, &row.id).await?,
-            Effect::AssignAgreementNumber => {} // done before the row was written
-            Effect::RenderAgreement => self.request_render(tx, row, "agreement", now_ms).await?,
-            Effect::RenderPreview => self.request_render(tx, row, "agreement_preview", now_ms).await?,
-        }
-        Ok(())
-    }
-
-    /// Issues the agreement number (协议书编号: year, school, serial, check character)
-    /// and its verification code, once per case.
-    async fn assign_agreement_number(
-        &self,
-        tx: &mut Tx,
-        case: &CaseRef,
-        data: &mut Value,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        if data.pointer("/agreement/number").is_some() {
-            return Ok(());
-        }
-        let year = chrono::Datelike::year(&now.with_timezone(&chrono_tz::Asia::Shanghai));
-        let seq = tx.next_counter(&format!("agreement:{}:{year}", case.school_id)).await?;
-        let number = crate::render::agreement_number(year, &case.school_id, seq as u64);
-        let code = crate::render::verification_code(&self.settings.agreement_key, &number);
-        tx.insert_agreement(&number, &case.id, &code, millis(now)).await?;
-        super::input::set_path(
-            data,
-            "agreement",
-            json!({ "number": number, "verification_code": code, "issued_at": now.to_rfc3339() }),
-        );
-        Ok(())
-    }
-
-    /// Marks a render as pending and pushes the job that does it.
-    async fn request_render(&self, tx: &mut Tx, row: &CaseRow, slot: &str, now_ms: i64) -> Result<()> {
-        tx.set_render(&crate::store::RenderRow {
-            case_id: row.id.clone(),
-            slot: slot.to_string(),
-            case_version: row.version,
-            status: "pending".into(),
-            attempts: 0,
-            error: None,
-            updated_at: now_ms,
-        })
-        .await?;
-        let job = Job::Render {
-            case_id: row.id.clone(),
-            slot: slot.to_string(),
-            case_version: row.version,
-        };
-        self.push(tx, &job, from_millis(now_ms)).await
     }
 
     /// Fires one timer if it is still due on a case still in its state.
@@ -666,20 +552,7 @@ impl Engine {
     async fn view_in(&self, tx: &mut Tx, def: &Definition, row: &CaseRow, actor: &Actor) -> Result<CaseView> {
         let case = self.case_ref(tx, row).await?;
         let parties = self.parties(tx, &case).await?;
-        // Which claim keys the reachable states want that another case holds.
-        let mut held = Vec::new();
-        for t in def.transitions_from(&row.state) {
-            if let Some(to) = &t.to {
-                for (key, _) in super::state_claims(def, to, &case) {
-                    if let Some(holder) = tx.claim_holder(&key).await?
-                        && holder != row.id
-                    {
-                        held.push(key);
-                    }
-                }
-            }
-        }
-        let actions = actions(def, &case, actor, &parties, &|key| held.iter().any(|k| k == key));
+        let actions = actions(def, &case, actor, &parties);
         let history = tx
             .history(&row.id)
             .await?
@@ -691,6 +564,11 @@ impl Engine {
                 to: h.to_state,
                 actor: h.actor,
                 input: serde_json::from_str(&h.input).unwrap_or(Value::Null),
+                changes: h
+                    .changes
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default(),
                 at: from_millis(h.at).to_rfc3339(),
             })
             .collect();
@@ -780,20 +658,6 @@ impl Engine {
         Ok(row)
     }
 
-    /// The destination record in force for a student (R2).
-    pub async fn destination(&self, student_id: &str) -> Result<Option<Destination>> {
-        let mut tx = self.db.read().await?;
-        let row = tx.destination(student_id).await?;
-        tx.rollback().await?;
-        Ok(row.map(|d| Destination {
-            category_code: d.category_code,
-            unit_name: d.unit_name,
-            location: d.location,
-            case_id: d.case_id,
-            approved_at: from_millis(d.approved_at),
-        }))
-    }
-
     /// The facts of a stored case the core decides on, with its current documents
     /// counted by slot (`documents.stamped_agreement` in conditions).
     pub(super) async fn case_ref(&self, tx: &mut Tx, row: &CaseRow) -> Result<CaseRef> {
@@ -809,6 +673,14 @@ impl Engine {
             counts.insert(d.slot, json!(n + 1));
         }
         case.documents = Value::Object(counts);
+        // Which of the definition's claim keys for this case another case holds.
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        for claim in def.claims.values() {
+            let key = super::claim_key(&claim.key, &case);
+            if tx.claim_holder(&key).await?.is_some_and(|holder| holder != row.id) {
+                case.held_elsewhere.push(claim.name.clone());
+            }
+        }
         Ok(case)
     }
 
@@ -844,20 +716,6 @@ impl Engine {
     }
 }
 
-/// The fields of a registration (`reference/destination_categories.toml`) that name the
-/// unit of the destination record, first found wins: the employer, the business, the
-/// admitting school, the recruiting office.
-const REGISTERED_UNIT_FIELDS: &[&str] = &[
-    "unit_name",
-    "enterprise_name",
-    "admitting_school",
-    "school",
-    "recruiting_office",
-];
-
-/// The fields of a registration that say where: a region code, or a country abroad.
-const REGISTERED_LOCATION_FIELDS: &[&str] = &["location", "country_region"];
-
 fn not_found(what: &'static str, id: &str) -> EngineError {
     EngineError::NotFound {
         what,
@@ -875,5 +733,35 @@ fn plain_case_ref(row: &CaseRow) -> Result<CaseRef> {
         employer_id: row.employer_id.clone(),
         school_id: row.school_id.clone(),
         documents: json!({}),
+        held_elsewhere: Vec::new(),
     })
+}
+
+/// What mail caused by a transition may add to its context: the transition's title and
+/// what it changed, old beside new.
+fn mail_cause(def: &Definition, outcome: &Outcome) -> serde_json::Map<String, Value> {
+    let title = def
+        .transition(&outcome.transition)
+        .map(|t| t.title.clone())
+        .unwrap_or_default();
+    let (zh, en) = title.split_once(" / ").unwrap_or((title.as_str(), title.as_str()));
+    // Templates print the changes as they are: text, with an empty value as a dash.
+    let shown = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Null | Value::String(_) => "—".to_string(),
+        other => other.to_string(),
+    };
+    let changes: Vec<Value> = outcome
+        .changes
+        .iter()
+        .map(|c| {
+            let (label_zh, label_en) = c.label.split_once(" / ").unwrap_or((c.label.as_str(), c.label.as_str()));
+            json!({ "field": c.field, "label_zh": label_zh, "label_en": label_en, "old": shown(&c.old), "new": shown(&c.new) })
+        })
+        .collect();
+    let mut cause = serde_json::Map::new();
+    cause.insert("transition_title".into(), json!(zh));
+    cause.insert("transition_title_en".into(), json!(en));
+    cause.insert("changes".into(), Value::Array(changes));
+    cause
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::Action;
+use super::{Action, Change};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CaseView {
@@ -52,6 +52,9 @@ pub struct HistoryView {
     pub actor: String,
     #[schema(value_type = Object)]
     pub input: Value,
+    /// What the transition changed, old beside new (an amendment's terms, a correction).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     pub at: String,
 }
 

@@ -38,7 +38,7 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
-    paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination,
+    paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination, parties::destinations,
         documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories),
     components(schemas(error::Problem)),
@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/students/{id}", put(parties::put_student))
         .route("/employers/{id}", put(parties::put_employer))
         .route("/students/{id}/destination", get(parties::destination))
+        .route("/students/{id}/destinations", get(parties::destinations))
         .route(
             "/cases/{id}/documents",
             get(documents::list)

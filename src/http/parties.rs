@@ -18,7 +18,7 @@ use super::{
 use crate::{
     definition::Role,
     domain::{self, FieldError},
-    engine::Actor,
+    engine::{Actor, effects::Destination},
     store::{PartyKind, PartyRow, millis},
 };
 
@@ -267,7 +267,7 @@ pub async fn put_employer(
     put(&state, PartyKind::Employer, &id, None, record).await
 }
 
-/// 毕业去向 — the destination record in force (R2).
+/// 毕业去向 — a destination record (R2): the one in force, or one kept as history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DestinationView {
     pub student: String,
@@ -278,9 +278,70 @@ pub struct DestinationView {
     /// The case whose approval wrote it.
     pub case_id: String,
     pub approved_at: String,
+    /// `in_force`, `withdrawn` (a termination or withdrawal ended it) or `replaced` (by an
+    /// approved correction or a later record).
+    pub status: String,
+    /// The case whose transition ended it, that transition, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by_case: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
 }
 
-/// A student's destination record: the student, their school and platform admins.
+/// A student's destination history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationHistory {
+    pub student: String,
+    /// The record in force first, then the withdrawn and replaced ones, newest first.
+    pub records: Vec<DestinationView>,
+}
+
+/// The student, their school and platform admins may read a student's destination.
+async fn may_read_destination(state: &AppState, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    let student = state
+        .engine
+        .party(PartyKind::Student, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("student", id))?;
+    let allowed = match actor.role {
+        Role::Student => actor.party.as_deref() == Some(id),
+        Role::SchoolReviewer | Role::SchoolAdmin => actor.school == student.school_id,
+        Role::PlatformAdmin => true,
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the student, their school and platform admins may read this",
+            "仅本人、所在学校和平台管理员可查看毕业去向",
+        ))
+    }
+}
+
+fn destination_view(student: &str, d: Destination) -> DestinationView {
+    let category_name = domain::Reference::builtin()
+        .category(&d.category_code)
+        .map(|c| c.name_zh.clone())
+        .unwrap_or_default();
+    DestinationView {
+        student: student.to_string(),
+        category_code: d.category_code,
+        category_name,
+        unit_name: d.unit_name,
+        location: d.location,
+        case_id: d.case_id,
+        approved_at: d.approved_at.to_rfc3339(),
+        status: d.status,
+        ended_by_case: d.ended_by_case,
+        ended_by: d.ended_by,
+        ended_at: d.ended_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+/// A student's destination record in force: the student, their school and platform admins.
 #[utoipa::path(get, path = "/api/v1/students/{id}/destination", tag = "parties",
     responses((status = 200, body = DestinationView), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn destination(
@@ -288,39 +349,31 @@ pub async fn destination(
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DestinationView>, ApiError> {
-    let student = state
-        .engine
-        .party(PartyKind::Student, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("student", &id))?;
-    let allowed = match actor.role {
-        Role::Student => actor.party.as_deref() == Some(id.as_str()),
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school == student.school_id,
-        Role::PlatformAdmin => true,
-        _ => false,
-    };
-    if !allowed {
-        return Err(ApiError::forbidden(
-            "only the student, their school and platform admins may read this",
-            "仅本人、所在学校和平台管理员可查看毕业去向",
-        ));
-    }
+    may_read_destination(&state, &actor, &id).await?;
     let d = state
         .engine
         .destination(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("destination", &id))?;
-    let category_name = domain::Reference::builtin()
-        .category(&d.category_code)
-        .map(|c| c.name_zh.clone())
-        .unwrap_or_default();
-    Ok(Json(DestinationView {
-        student: id,
-        category_code: d.category_code,
-        category_name,
-        unit_name: d.unit_name,
-        location: d.location,
-        case_id: d.case_id,
-        approved_at: d.approved_at.to_rfc3339(),
-    }))
+    Ok(Json(destination_view(&id, d)))
+}
+
+/// A student's destination history (毕业去向记录): every record, current first, each with
+/// the case that made it and the case that ended it. Records are never deleted.
+#[utoipa::path(get, path = "/api/v1/students/{id}/destinations", tag = "parties",
+    responses((status = 200, body = DestinationHistory), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn destinations(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationHistory>, ApiError> {
+    may_read_destination(&state, &actor, &id).await?;
+    let records = state
+        .engine
+        .destinations(&id)
+        .await?
+        .into_iter()
+        .map(|d| destination_view(&id, d))
+        .collect();
+    Ok(Json(DestinationHistory { student: id, records }))
 }

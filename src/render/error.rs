@@ -2,21 +2,22 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while loading the template or rendering an agreement.
+/// Everything that can go wrong while loading the templates or rendering a document.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// A character of the data has no glyph in the embedded fonts; typst would print a box.
     #[error("the font has no glyph for {ch:?} (U+{code:04X}) in field {field}", code = *ch as u32)]
     MissingGlyph { ch: char, field: String },
-    /// The template failed to compile (a template bug, or data of an unexpected shape).
+    /// The template failed to compile (a template bug, data of an unexpected shape, or a
+    /// template name the folder does not hold).
     #[error("template error: {0}")]
     Template(String),
     /// A font file could not be parsed, or the template directory holds none.
     #[error("font error: {0}")]
     Font(String),
-    /// The data did not fit the fixed two-page layout.
-    #[error("the agreement must have 2 pages but has {pages}")]
-    PageCount { pages: usize },
+    /// The data did not fit the template's fixed number of pages.
+    #[error("the document must have {expected} pages but has {pages}")]
+    PageCount { expected: usize, pages: usize },
     /// PDF export failed (e.g. a PDF/A rule was violated).
     #[error("pdf export failed: {0}")]
     Pdf(String),
@@ -38,8 +39,8 @@ impl RenderError {
             Self::MissingGlyph { ch, field } => format!("字体缺少字符 “{ch}”（字段 {field}）"),
             Self::Template(m) => format!("协议书模板错误：{m}"),
             Self::Font(m) => format!("字体加载失败：{m}"),
-            Self::PageCount { pages } => {
-                format!("协议书应为 2 页，实际为 {pages} 页，请精简填写内容")
+            Self::PageCount { expected, pages } => {
+                format!("文书应为 {expected} 页，实际为 {pages} 页，请精简填写内容")
             }
             Self::Pdf(m) => format!("生成 PDF 失败：{m}"),
             Self::Image(m) => format!("生成图片失败：{m}"),

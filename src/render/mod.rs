@@ -1,9 +1,10 @@
-//! Agreement rendering: the two-page 就业协议书 as PDF (PDF/A-2b) and PNG page images, with typst
-//! as a library. Owns the template world, the QR code, missing-glyph checks, agreement numbers and
-//! verification codes. Knows nothing of cases, HTTP or storage: callers hand in JSON and get bytes.
+//! Document rendering: the two-page 就业协议书 (and any other template in the folder, such as the
+//! one-page 解约证明) as PDF (PDF/A-2b) and PNG page images, with typst as a library. Owns the
+//! template world, the QR code, missing-glyph checks, agreement numbers and verification codes.
+//! Knows nothing of cases, HTTP or storage: callers hand in JSON and get bytes.
 //!
 //! # Layout
-//! - `world`: fonts and template loaded once; per document only `/data.json` and `/qr.png` change
+//! - `world`: fonts and templates loaded once; per document only `/data.json` and `/qr.png` change
 //! - `glyphs`: finds characters the fonts lack (typst prints them as boxes, silently)
 //! - `qr`: the verification URL as a QR code PNG
 //! - `page_image`: rasterised pages as PNG, fast
@@ -98,7 +99,8 @@ pub struct Rendered {
 }
 
 impl Renderer {
-    /// Reads `template_dir/agreement.typ` and the fonts in `template_dir/fonts`.
+    /// Reads the templates of `template_dir` (`agreement.typ`, …) and the fonts in
+    /// `template_dir/fonts`.
     pub fn load(template_dir: &Path) -> Result<Renderer, RenderError> {
         let standards =
             PdfStandards::new(&[PdfStandard::A_2b]).map_err(|e| RenderError::Pdf(e.message().to_string()))?;
@@ -108,8 +110,22 @@ impl Renderer {
         })
     }
 
-    /// Renders one agreement to PDF and, if `pages_png`, to one PNG per page.
+    /// Renders one agreement (`agreement.typ`, [`PAGE_COUNT`] pages) to PDF and, if
+    /// `pages_png`, to one PNG per page.
     pub fn render(&self, doc: &AgreementDoc, pages_png: bool) -> Result<Rendered, RenderError> {
+        self.render_template("agreement", PAGE_COUNT, doc, pages_png)
+    }
+
+    /// Renders `doc` with the template `NAME.typ`, which must lay out exactly `pages` pages.
+    /// Every template reads the same `/data.json` and `/qr.png`.
+    pub fn render_template(
+        &self,
+        template: &str,
+        pages: usize,
+        doc: &AgreementDoc,
+        pages_png: bool,
+    ) -> Result<Rendered, RenderError> {
+        let main = self.assets.template(template)?;
         let signed_at = last_signing_time(&doc.data).or_else(|| {
             let (y, m, d) = FALLBACK_DATE;
             Datetime::from_ymd_hms(y, m, d, 0, 0, 0)
@@ -120,6 +136,7 @@ impl Renderer {
         let document = {
             let world = DocumentWorld {
                 assets: &self.assets,
+                main,
                 data: Bytes::new(input_json(doc)),
                 qr: &qr,
                 today: signed_at,
@@ -129,8 +146,9 @@ impl Renderer {
         qr.into_result()?; // a QR code that cannot be made is the cause of any template error
         let document = document?;
         glyphs::check_glyphs(&document, &doc.data)?;
-        if document.pages().len() != PAGE_COUNT {
+        if document.pages().len() != pages {
             return Err(RenderError::PageCount {
+                expected: pages,
                 pages: document.pages().len(),
             });
         }
@@ -138,7 +156,7 @@ impl Renderer {
         // run them side by side.
         let document = &document;
         let (pdf, pages) = rayon::join(
-            || self.pdf(document, doc, signed_at),
+            || self.pdf(template, document, doc, signed_at),
             move || {
                 drop(evict);
                 if pages_png { page_pngs(document) } else { Ok(Vec::new()) }
@@ -152,12 +170,13 @@ impl Renderer {
 
     fn pdf(
         &self,
+        template: &str,
         document: &PagedDocument,
         doc: &AgreementDoc,
         signed_at: Option<Datetime>,
     ) -> Result<Vec<u8>, RenderError> {
         let options = PdfOptions {
-            ident: Smart::Custom(format!("gradsign-agreement-{}", doc.number)),
+            ident: Smart::Custom(format!("gradsign-{template}-{}", doc.number)),
             creator: Smart::Custom(Some("gradsign".to_owned())),
             timestamp: signed_at.map(Timestamp::new_utc),
             standards: self.standards.clone(),

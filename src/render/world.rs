@@ -1,8 +1,10 @@
-//! The typst `World` for agreements: fonts, library and template loaded once ([`Assets`]), and a
-//! cheap per-document view ([`DocumentWorld`]) that adds only `/data.json` and `/qr.png`.
+//! The typst `World` for documents: fonts, library and templates loaded once ([`Assets`]), and a
+//! cheap per-document view ([`DocumentWorld`]) that picks a template and adds only `/data.json`
+//! and `/qr.png`.
 //!
 //! Nothing here reads the system: no system fonts, no packages, no clock.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -15,34 +17,61 @@ use typst::{Library, LibraryExt, World};
 
 use super::{RenderError, qr};
 
-/// The template's file name inside the template directory.
-const TEMPLATE_FILE: &str = "agreement.typ";
-
-/// Everything that stays the same from one agreement to the next.
+/// Everything that stays the same from one document to the next.
 pub struct Assets {
     library: LazyHash<Library>,
     book: LazyHash<FontBook>,
     fonts: Vec<Font>,
-    main: Source,
+    /// Every `NAME.typ` of the template directory, by `NAME`.
+    templates: BTreeMap<String, Source>,
     data_id: FileId,
     qr_id: FileId,
 }
 
 impl Assets {
-    /// Reads the template and every `.ttf`/`.otf` in `template_dir/fonts`.
+    /// Reads every `.typ` template of `template_dir` and every `.ttf`/`.otf` in
+    /// `template_dir/fonts`.
     pub fn load(template_dir: &Path) -> Result<Assets, RenderError> {
-        let template_path = template_dir.join(TEMPLATE_FILE);
-        let text = read(&template_path)
-            .and_then(|bytes| String::from_utf8(bytes).map_err(|e| RenderError::Template(e.to_string())))?;
+        let mut templates = BTreeMap::new();
+        let entries = std::fs::read_dir(template_dir).map_err(|source| RenderError::Io {
+            path: template_dir.to_owned(),
+            source,
+        })?;
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".typ"))
+            else {
+                continue;
+            };
+            let text = read(&path)
+                .and_then(|bytes| String::from_utf8(bytes).map_err(|e| RenderError::Template(e.to_string())))?;
+            let source = Source::new(file_id(&format!("/{name}.typ")), text);
+            templates.insert(name.to_owned(), source);
+        }
+        if templates.is_empty() {
+            return Err(RenderError::Template(format!(
+                "no .typ template in {}",
+                template_dir.display()
+            )));
+        }
         let fonts = load_fonts(&template_dir.join("fonts"))?;
         Ok(Assets {
             library: LazyHash::new(Library::default()),
             book: LazyHash::new(FontBook::from_fonts(&fonts)),
             fonts,
-            main: Source::new(file_id("/agreement.typ"), text),
+            templates,
             data_id: file_id("/data.json"),
             qr_id: file_id("/qr.png"),
         })
+    }
+
+    /// The template named `name` (`agreement` for `agreement.typ`).
+    pub fn template(&self, name: &str) -> Result<&Source, RenderError> {
+        self.templates
+            .get(name)
+            .ok_or_else(|| RenderError::Template(format!("no template {name}.typ")))
     }
 }
 
@@ -117,9 +146,11 @@ impl<'a> LazyQr<'a> {
     }
 }
 
-/// One agreement's view of the world: the shared assets plus its data and QR code.
+/// One document's view of the world: the shared assets, its template, its data and QR code.
 pub struct DocumentWorld<'a> {
     pub assets: &'a Assets,
+    /// The template compiled as the main file.
+    pub main: &'a Source,
     /// `/data.json`: `{"meta": {...}, "data": {...}}`.
     pub data: Bytes,
     /// `/qr.png`: the verification URL's QR code.
@@ -138,12 +169,12 @@ impl World for DocumentWorld<'_> {
     }
 
     fn main(&self) -> FileId {
-        self.assets.main.id()
+        self.main.id()
     }
 
     fn source(&self, id: FileId) -> FileResult<Source> {
-        if id == self.assets.main.id() {
-            Ok(self.assets.main.clone())
+        if id == self.main.id() {
+            Ok(self.main.clone())
         } else {
             Err(not_found(id))
         }
@@ -154,8 +185,8 @@ impl World for DocumentWorld<'_> {
             Ok(self.data.clone())
         } else if id == self.assets.qr_id {
             self.qr.png().map_err(|e| FileError::Other(Some(e.to_string().into())))
-        } else if id == self.assets.main.id() {
-            Ok(Bytes::from_string(self.assets.main.clone()))
+        } else if id == self.main.id() {
+            Ok(Bytes::from_string(self.main.clone()))
         } else {
             Err(not_found(id))
         }

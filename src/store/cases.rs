@@ -39,6 +39,8 @@ pub struct HistoryRow {
     pub input: String,
     pub at: i64,
     pub idempotency_key: Option<String>,
+    /// What the transition changed (JSON), old beside new.
+    pub changes: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -54,16 +56,34 @@ pub struct TimerRow {
     pub spec: Option<String>,
 }
 
+/// A destination record (R2), in force or kept as history.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DestinationRow {
+    pub id: String,
     pub student_id: String,
     pub category_code: String,
     pub unit_name: Option<String>,
     pub location: Option<String>,
+    /// The case whose approval made it.
     pub case_id: String,
     pub approved_at: i64,
     pub data: String,
+    /// `in_force`, `withdrawn` or `replaced`.
+    pub status: String,
+    pub ended_by_case: Option<String>,
+    pub ended_by: Option<String>,
+    pub ended_at: Option<i64>,
 }
+
+/// How a destination record ends: which case, by which transition, when.
+#[derive(Debug, Clone)]
+pub struct Ending<'a> {
+    pub case_id: &'a str,
+    pub transition: &'a str,
+    pub at: i64,
+}
+
+const DESTINATION_COLUMNS: &str = "id, student_id, category_code, unit_name, location, case_id, approved_at, data, status, ended_by_case, ended_by, ended_at";
 
 /// Which cases a listing returns. The HTTP layer fills the scope from the caller.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +136,7 @@ impl Tx {
     }
 
     pub async fn history(&mut self, case_id: &str) -> Result<Vec<HistoryRow>> {
-        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key
+        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes
                    FROM history WHERE case_id = $1 ORDER BY seq";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, HistoryRow>(sql)
             .bind(case_id)
@@ -178,11 +198,29 @@ impl Tx {
 
     /// The destination record in force for a student.
     pub async fn destination(&mut self, student_id: &str) -> Result<Option<DestinationRow>> {
-        let sql = "SELECT student_id, category_code, unit_name, location, case_id, approved_at, data FROM destinations WHERE student_id = $1";
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, DestinationRow>(sql)
-            .bind(student_id)
-            .fetch_optional(c)
-            .await)?)
+        let sql =
+            format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE student_id = $1 AND status = 'in_force'");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, DestinationRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(student_id)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Every destination record of a student: the one in force first, then the others,
+    /// newest first.
+    pub async fn destinations(&mut self, student_id: &str) -> Result<Vec<DestinationRow>> {
+        let sql = format!(
+            "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE student_id = $1
+             ORDER BY CASE WHEN status = 'in_force' THEN 0 ELSE 1 END, approved_at DESC, id DESC"
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, DestinationRow>(
+            sqlx::AssertSqlSafe(sql.as_str())
+        )
+        .bind(student_id)
+        .fetch_all(c)
+        .await)?)
     }
 }
 
@@ -243,8 +281,8 @@ impl Tx {
 
     pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
         let sql =
-            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(&h.case_id)
             .bind(h.seq)
@@ -255,6 +293,7 @@ impl Tx {
             .bind(&h.input)
             .bind(h.at)
             .bind(&h.idempotency_key)
+            .bind(&h.changes)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -349,15 +388,16 @@ impl Tx {
         Ok(())
     }
 
-    /// Writes the student's destination record in force (R2), replacing any earlier one.
-    pub async fn record_destination(&mut self, d: &DestinationRow) -> Result<()> {
-        let sql =
-            "INSERT INTO destinations (student_id, category_code, unit_name, location, case_id, approved_at, data)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (student_id) DO UPDATE SET category_code = excluded.category_code,
-                     unit_name = excluded.unit_name, location = excluded.location, case_id = excluded.case_id,
-                     approved_at = excluded.approved_at, data = excluded.data";
-        on_tx!(self, |c| sqlx::query(sql)
+    /// Puts a destination record in force (R2). The record in force before it, if any,
+    /// is kept as `replaced`, ended by `ending`.
+    pub async fn record_destination(&mut self, d: &DestinationRow, ending: &Ending<'_>) -> Result<()> {
+        self.end_destination(&d.student_id, None, "replaced", ending).await?;
+        let sql = format!(
+            "INSERT INTO destinations ({DESTINATION_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_force', NULL, NULL, NULL)"
+        );
+        on_tx!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&d.id)
             .bind(&d.student_id)
             .bind(&d.category_code)
             .bind(&d.unit_name)
@@ -371,12 +411,30 @@ impl Tx {
         Ok(())
     }
 
-    /// Withdraws the destination record a case wrote (R18); another case's stays.
-    pub async fn withdraw_destination(&mut self, student_id: &str, case_id: &str) -> Result<()> {
-        let sql = "DELETE FROM destinations WHERE student_id = $1 AND case_id = $2";
+    /// Withdraws the destination record in force that `case_id` made (R18): kept as
+    /// `withdrawn`; another case's record stays in force.
+    pub async fn withdraw_destination(&mut self, student_id: &str, case_id: &str, ending: &Ending<'_>) -> Result<()> {
+        self.end_destination(student_id, Some(case_id), "withdrawn", ending)
+            .await
+    }
+
+    /// Ends the student's record in force (made by `made_by`, when given) with `status`.
+    async fn end_destination(
+        &mut self,
+        student_id: &str,
+        made_by: Option<&str>,
+        status: &str,
+        ending: &Ending<'_>,
+    ) -> Result<()> {
+        let sql = "UPDATE destinations SET status = $1, ended_by_case = $2, ended_by = $3, ended_at = $4
+                   WHERE student_id = $5 AND status = 'in_force' AND ($6 IS NULL OR case_id = $6)";
         on_tx!(self, |c| sqlx::query(sql)
+            .bind(status)
+            .bind(ending.case_id)
+            .bind(ending.transition)
+            .bind(ending.at)
             .bind(student_id)
-            .bind(case_id)
+            .bind(made_by)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;

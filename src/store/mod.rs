@@ -21,7 +21,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use cases::{CaseFilter, CaseRow, DestinationRow, HistoryRow, TimerRow};
+pub use cases::{CaseFilter, CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, OverdueRow};
 pub use idempotency::Stored;

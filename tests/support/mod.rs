@@ -54,6 +54,13 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// [`spawn_app`] with the reference data of [`TestApp::seed`] synced.
+pub async fn spawn_seeded(backend: Backend) -> Option<TestApp> {
+    let app = spawn_app(backend).await?;
+    app.seed().await;
+    Some(app)
+}
+
 /// [`spawn_app`] with the configuration adjusted first (an SMTP sink, a small upload limit…).
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -185,6 +192,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The id of the case in the body (a panic naming the body when there is none).
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no case id in {}", self.body))
+            .to_string()
+    }
+
     /// The problem `type` without its `urn:gradsign:` prefix.
     pub fn problem(&self) -> &str {
         self.body["type"]
@@ -338,6 +353,26 @@ impl TestApp {
     pub async fn invite(&self, employer: &str, student: &str) -> Reply {
         let body = json!({ "workflow": "online_signing", "student": student, "input": { "terms": { "position": "软件工程师", "work_place": "哈尔滨市南岗区" } } });
         self.post("/api/v1/cases", &self.employer(employer), &body).await
+    }
+
+    /// An invitation from `employer` to `student` taken to the school's approval (the
+    /// student says where the 档案 and 户口 go when the employer does not take them, R7);
+    /// returns the case id.
+    pub async fn sign_online(&self, employer: &str, student: &str) -> String {
+        let invited = self.invite(employer, student).await;
+        assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+        let case = invited.body["id"].as_str().unwrap().to_string();
+        let token = self.student(student);
+        let files = json!({ "terms": { "archive_unit": "黑龙江省人才服务中心", "archive_address": "哈尔滨市南岗区中山路 1 号",
+            "hukou_unit": "哈尔滨市公安局南岗分局", "hukou_address": "哈尔滨市南岗区学府路 2 号" } });
+        let accept = if employer == "E1" { json!({}) } else { files };
+        for (step, input) in [("view", json!({})), ("accept", accept), ("confirm", json!({}))] {
+            let r = self.fire(&case, step, &token, input).await;
+            assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+        }
+        let approved = self.fire(&case, "approve", &self.reviewer(), json!({})).await;
+        assert_eq!(approved.body["state"], "approved", "{}", approved.body);
+        case
     }
 
     /// Syncs one school, four students and three employers (E1 takes archive and

@@ -1,9 +1,19 @@
 //! Checks a parsed definition and compiles it. Every problem names the file and the
 //! line and says in plain words what is wrong; the checker keeps going after the
 //! first problem so an administrator sees them all at once.
+//!
+//! This file checks the parts one by one (forms, claims, documents, states,
+//! transitions, conditions); `effects` checks what states and transitions cause (effects,
+//! renders, mail, timers) and `graph` the machine as a whole (reachability, terminal
+//! states, the liveness lint, system transitions).
+
+mod effects;
+mod graph;
+
+use effects::rendered_slot;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, VecDeque},
+    collections::{BTreeMap, BTreeSet},
     ops::Range,
     path::Path,
     sync::Arc,
@@ -13,9 +23,9 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::{
-    Claim, Definition, DefinitionError, DocumentRule, Effect, Expr, Field, Form, Guard, InputRef, Mail, Message,
-    Problem, Role, State, Timer, TimerAction, TimerDue, Transition, UploadSlot, duration,
-    raw::{OneOrMany, RawDefinition, RawField, RawMessage, RawState, RawTransition},
+    AgreementStatus, Claim, Definition, DefinitionError, DocumentRule, Expr, Field, Form, Guard, InputRef, Mail,
+    Message, Problem, Role, State, Template, Transition, UploadSlot, duration,
+    raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
 /// The kinds a form field may have. Kinds beyond the first five are checked by the
@@ -38,7 +48,8 @@ pub const FIELD_KINDS: &[&str] = &[
 ];
 
 /// The names an expression may use: the case's parties, its data, the input being
-/// submitted, the definition's params and the actor.
+/// submitted, the definition's params, the actor, the state, the documents counted by
+/// slot, and which of the definition's claims another case holds (`held_elsewhere`).
 pub const EXPRESSION_VARIABLES: &[&str] = &[
     "student",
     "employer",
@@ -49,13 +60,17 @@ pub const EXPRESSION_VARIABLES: &[&str] = &[
     "actor",
     "state",
     "documents",
+    "held_elsewhere",
 ];
 
 /// The mail templates in `templates/email/` the engine can fill (a test keeps this list
 /// and the folder in step).
 pub const MAIL_TEMPLATES: &[&str] = &[
+    "agreement_amended",
     "agreement_confirmed",
+    "change_returned",
     "daily_digest",
+    "destination_withdrawn",
     "invitation_expired",
     "invitation_expiring",
     "invitation_received",
@@ -64,10 +79,12 @@ pub const MAIL_TEMPLATES: &[&str] = &[
     "review_overdue",
     "review_pending",
     "review_rejected",
+    "termination_requested",
 ];
 
-/// The document slots the renderer fills.
-pub const RENDERED_SLOTS: &[&str] = &["agreement", "agreement_preview"];
+/// The Typst templates in `templates/agreement/` a rendered slot may name (a test keeps
+/// this list and the folder in step).
+pub const DOCUMENT_TEMPLATES: &[&str] = &["agreement", "termination_certificate"];
 
 const CLAIM_PLACEHOLDERS: &[&str] = &["student", "employer", "school", "case"];
 
@@ -163,7 +180,7 @@ impl Checker<'_> {
         if raw.states.is_empty() {
             self.problem(&raw.name.span(), "the definition has no states");
         }
-        self.check_graph(&raw, &start, &transitions);
+        self.check_graph(&raw, &start, &transitions, &states);
         self.check_system_transitions(&raw, &states, &transitions);
         Definition {
             name: raw.name.get_ref().clone(),
@@ -235,12 +252,7 @@ impl Checker<'_> {
     fn field(&mut self, spanned: &Spanned<RawField>, params: &BTreeMap<String, Spanned<toml::Value>>) -> Field {
         let raw = spanned.get_ref();
         let span = spanned.span();
-        let valid_name = !raw.name.is_empty()
-            && raw
-                .name
-                .split('.')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        if !valid_name {
+        if !valid_path(&raw.name) {
             self.problem(
                 &span,
                 format!(
@@ -347,16 +359,40 @@ impl Checker<'_> {
     fn documents(&mut self, raw: &RawDefinition) -> BTreeMap<String, DocumentRule> {
         let mut rules = BTreeMap::new();
         for (slot, rule) in &raw.documents {
-            if !RENDERED_SLOTS.contains(&slot.as_str()) && !raw.uploads.contains_key(slot) {
+            let r = rule.get_ref();
+            let template = match &r.template {
+                Some(name) => {
+                    if !DOCUMENT_TEMPLATES.contains(&name.get_ref().as_str()) {
+                        self.problem(
+                            &name.span(),
+                            format!(
+                                "document `{slot}` names unknown template `{}`; known: {}",
+                                name.get_ref(),
+                                DOCUMENT_TEMPLATES.join(", ")
+                            ),
+                        );
+                    }
+                    Some(Template {
+                        name: name.get_ref().clone(),
+                        pages: r.pages.unwrap_or(1),
+                        preview: r.preview,
+                    })
+                }
+                None => None,
+            };
+            if template.is_none() && DocumentRule::builtin(slot).is_none() && !raw.uploads.contains_key(slot) {
                 self.problem(
                     &rule.span(),
                     format!(
-                        "document rule for unknown slot `{slot}`; known: {}, or an upload slot",
-                        RENDERED_SLOTS.join(", ")
+                        "document rule for unknown slot `{slot}`: name its `template`, or make it an upload slot \
+                         (built in: agreement, agreement_preview)"
                     ),
                 );
             }
-            for state in &rule.get_ref().readable_in {
+            if r.pages == Some(0) {
+                self.problem(&rule.span(), format!("document `{slot}` needs at least one page"));
+            }
+            for state in r.readable_in.iter().flatten() {
                 if !raw.states.contains_key(state.get_ref()) {
                     self.problem(
                         &state.span(),
@@ -364,12 +400,16 @@ impl Checker<'_> {
                     );
                 }
             }
-            let title = rule.get_ref().title.clone().unwrap_or_else(|| slot.clone());
+            let title = r.title.clone().unwrap_or_else(|| slot.clone());
             rules.insert(
                 slot.clone(),
                 DocumentRule {
                     title,
-                    readable_in: rule.get_ref().readable_in.iter().map(|s| s.get_ref().clone()).collect(),
+                    readable_in: r
+                        .readable_in
+                        .as_ref()
+                        .map(|states| states.iter().map(|s| s.get_ref().clone()).collect()),
+                    template,
                 },
             );
         }
@@ -397,183 +437,36 @@ impl Checker<'_> {
                 timers.push(t);
             }
         }
-        let mut on_enter = Vec::new();
-        let mut mails = Vec::new();
-        for entry in &s.on_enter {
-            let e = entry.get_ref();
-            match (&e.effect, &e.email) {
-                (Some(wanted), None) => match Effect::ALL.into_iter().find(|x| x.as_str() == wanted) {
-                    Some(x) => on_enter.push(x),
-                    None => {
-                        let known: Vec<_> = Effect::ALL.iter().map(|x| x.as_str()).collect();
-                        self.problem(
-                            &entry.span(),
-                            format!(
-                                "state `{name}` has unknown effect `{wanted}`; known effects: {}",
-                                known.join(", ")
-                            ),
-                        );
-                    }
-                },
-                (None, Some(template)) => {
-                    if let Some(mail) = self.mail(template, e.to.as_ref(), None, &entry.span()) {
-                        mails.push(mail);
-                    }
+        let (on_enter, mails) = self.entries(&format!("state `{name}`"), &s.on_enter, raw, forms, &span);
+        let agreement = match &s.agreement {
+            None => AgreementStatus::default(),
+            Some(text) => match AgreementStatus::ALL.into_iter().find(|a| a.as_str() == text.get_ref()) {
+                Some(a) => a,
+                None => {
+                    let known: Vec<_> = AgreementStatus::ALL.iter().map(|a| a.as_str()).collect();
+                    self.problem(
+                        &text.span(),
+                        format!(
+                            "state `{name}` has unknown agreement status `{}`; known: {}",
+                            text.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                    AgreementStatus::default()
                 }
-                _ => self.problem(
-                    &entry.span(),
-                    format!("an `on_enter` entry of `{name}` needs exactly one of `effect` or `email`"),
-                ),
-            }
-        }
-        // `record_destination` takes the category from the data's `destination` field when a
-        // form asks for one, else from the definition's `destination` code.
-        let registers = forms
-            .values()
-            .flat_map(|f| &f.fields)
-            .any(|f| f.name == "destination" && f.kind == "destination");
-        if on_enter.contains(&Effect::RecordDestination) && raw.destination.is_none() && !registers {
-            self.problem(
-                &span,
-                format!(
-                    "state `{name}` records a destination but the definition names no `destination` code \
-                     and no form has a `destination` field of kind `destination`"
-                ),
-            );
-        }
+            },
+        };
         State {
             name: name.to_string(),
             title: s.title.clone().unwrap_or_else(|| name.to_string()),
             terminal: s.terminal,
             review: s.review,
+            agreement,
             mails,
             claims: s.claims.clone(),
             timers,
             on_enter,
         }
-    }
-
-    fn timer(
-        &mut self,
-        state: &str,
-        timer: &Spanned<crate::definition::raw::RawTimer>,
-        raw: &RawDefinition,
-        forms: &BTreeMap<String, Form>,
-        transitions: &[Transition],
-    ) -> Option<Timer> {
-        let t = timer.get_ref();
-        let span = timer.span();
-        let as_duration = |text: &str| {
-            duration::parse(text).or_else(|| {
-                raw.params
-                    .get(text)
-                    .and_then(|v| v.get_ref().as_str())
-                    .and_then(duration::parse)
-            })
-        };
-        let due = match (&t.after, &t.at) {
-            (Some(param), None) => match as_duration(param) {
-                Some(d) => TimerDue::After(d),
-                None => {
-                    self.problem(&span, format!("timer in `{state}`: `after = \"{param}\"` is neither a duration such as \"2d\" nor a param holding one"));
-                    return None;
-                }
-            },
-            (None, Some(field)) => {
-                let known = forms
-                    .values()
-                    .flat_map(|f| &f.fields)
-                    .any(|f| &f.name == field && f.kind == "deadline");
-                if !known {
-                    self.problem(
-                        &span,
-                        format!("timer in `{state}`: `at = \"{field}\"` is not a deadline field of any form"),
-                    );
-                }
-                TimerDue::At(field.clone())
-            }
-            _ => {
-                self.problem(
-                    &span,
-                    format!("timer in `{state}` needs exactly one of `after` (a duration) or `at` (a deadline field)"),
-                );
-                return None;
-            }
-        };
-        let before = match &t.before {
-            Some(text) => match as_duration(text) {
-                Some(d) => Some(d),
-                None => {
-                    self.problem(
-                        &span,
-                        format!("timer in `{state}`: `before = \"{text}\"` is not a duration such as \"1d\""),
-                    );
-                    return None;
-                }
-            },
-            None => None,
-        };
-        let action = match (&t.fire, &t.email) {
-            (Some(fire), None) => {
-                match transitions.iter().find(|tr| &tr.name == fire) {
-                    None => self.problem(&span, format!("timer in `{state}` fires unknown transition `{fire}`")),
-                    Some(tr) if !tr.from.iter().any(|f| f == state) => self.problem(
-                        &span,
-                        format!("timer in `{state}` fires `{fire}`, which does not leave `{state}`"),
-                    ),
-                    Some(tr) if tr.by != [Role::System] => self.problem(
-                        &span,
-                        format!("timer in `{state}` fires `{fire}`, which must be `by = \"system\"`"),
-                    ),
-                    Some(_) => {}
-                }
-                TimerAction::Fire(fire.clone())
-            }
-            (None, Some(template)) => TimerAction::Mail(self.mail(template, t.to.as_ref(), t.escalate, &span)?),
-            _ => {
-                self.problem(
-                    &span,
-                    format!("timer in `{state}` needs exactly one of `fire` (a transition) or `email` (a template)"),
-                );
-                return None;
-            }
-        };
-        Some(Timer { due, before, action })
-    }
-
-    /// A mail: a known template and known roles.
-    fn mail(
-        &mut self,
-        template: &str,
-        to: Option<&OneOrMany>,
-        escalate: Option<u8>,
-        span: &Range<usize>,
-    ) -> Option<Mail> {
-        if !MAIL_TEMPLATES.contains(&template) {
-            self.problem(
-                span,
-                format!(
-                    "unknown mail template `{template}`; known: {}",
-                    MAIL_TEMPLATES.join(", ")
-                ),
-            );
-        }
-        let Some(to) = to else {
-            self.problem(span, format!("mail `{template}` needs `to`: the roles that receive it"));
-            return None;
-        };
-        let mut roles = Vec::new();
-        for role in to.to_vec() {
-            match Role::parse(&role).filter(|r| *r != Role::System) {
-                Some(r) => roles.push(r),
-                None => self.problem(span, format!("mail `{template}` goes to unknown role `{role}`")),
-            }
-        }
-        Some(Mail {
-            template: template.to_string(),
-            to: roles,
-            escalate,
-        })
     }
 
     fn transition(
@@ -673,24 +566,40 @@ impl Checker<'_> {
             );
         }
         if let Some(slot) = &t.download
-            && !RENDERED_SLOTS.contains(&slot.get_ref().as_str())
+            && !rendered_slot(raw, slot.get_ref())
         {
             self.problem(
                 &slot.span(),
                 format!(
-                    "transition `{name}` records downloads of unknown document `{}`; known: {}",
-                    slot.get_ref(),
-                    RENDERED_SLOTS.join(", ")
+                    "transition `{name}` records downloads of `{}`, which is no rendered document",
+                    slot.get_ref()
                 ),
             );
         }
-        let notify = t
+        let mut notify: Vec<Mail> = t
             .notify
             .iter()
             .filter_map(|m| self.mail(&m.get_ref().email, Some(&m.get_ref().to), None, &m.span()))
             .collect();
+        let (effects, mails) = self.entries(&format!("transition `{name}`"), &t.effects, raw, forms, &t.name.span());
+        notify.extend(mails);
+        let moves = self.moves(&name, t, forms);
+        if let Some(path) = &t.record_actor
+            && !valid_path(path.get_ref())
+        {
+            self.problem(
+                &path.span(),
+                format!(
+                    "transition `{name}`: record_actor `{}` must be words of letters, digits and `_` joined by dots",
+                    path.get_ref()
+                ),
+            );
+        }
         Transition {
             notify,
+            effects,
+            moves,
+            record_actor: t.record_actor.as_ref().map(|p| p.get_ref().clone()),
             upload: t.upload.as_ref().map(|s| s.get_ref().clone()),
             download: t.download.as_ref().map(|s| s.get_ref().clone()),
             name: name.clone(),
@@ -701,6 +610,30 @@ impl Checker<'_> {
             input,
             guards,
         }
+    }
+
+    /// A transition's data moves: both ends fields of the definition's forms, of one kind.
+    fn moves(&mut self, name: &str, t: &RawTransition, forms: &BTreeMap<String, Form>) -> Vec<(String, String)> {
+        let field = |path: &str| forms.values().flat_map(|f| &f.fields).find(|f| f.name == path);
+        let mut moves = Vec::new();
+        for m in &t.moves {
+            let (from, to) = (&m.get_ref().from, &m.get_ref().to);
+            match (field(from), field(to)) {
+                (Some(a), Some(b)) if a.kind == b.kind => moves.push((from.clone(), to.clone())),
+                (Some(a), Some(b)) => self.problem(
+                    &m.span(),
+                    format!(
+                        "transition `{name}` moves `{from}` ({}) into `{to}` ({}): the kinds differ",
+                        a.kind, b.kind
+                    ),
+                ),
+                _ => self.problem(
+                    &m.span(),
+                    format!("transition `{name}` moves `{from}` into `{to}`, but both must be fields of a form"),
+                ),
+            }
+        }
+        moves
     }
 
     /// Compiles a CEL condition and checks it uses only the known variables.
@@ -746,66 +679,14 @@ impl Checker<'_> {
             }
         }
     }
+}
 
-    /// Unreachable states, dead ends, and terminal states with a way out.
-    fn check_graph(&mut self, raw: &RawDefinition, start: &Transition, transitions: &[Transition]) {
-        let mut reached = BTreeSet::new();
-        let mut queue: VecDeque<String> = start.to.iter().cloned().collect();
-        while let Some(state) = queue.pop_front() {
-            if !reached.insert(state.clone()) {
-                continue;
-            }
-            for t in transitions.iter().filter(|t| t.from.contains(&state)) {
-                if let Some(to) = &t.to {
-                    queue.push_back(to.clone());
-                }
-            }
-        }
-        for (name, state) in &raw.states {
-            let leaves = transitions
-                .iter()
-                .any(|t| t.from.contains(name) && t.to.as_ref().is_some_and(|to| to != name));
-            if !reached.contains(name) {
-                self.problem(
-                    &state.span(),
-                    format!("state `{name}` is unreachable: no transition leads to it from the start"),
-                );
-            }
-            if state.get_ref().terminal && transitions.iter().any(|t| t.from.contains(name)) {
-                self.problem(
-                    &state.span(),
-                    format!("state `{name}` is terminal but has transitions leaving it"),
-                );
-            }
-            if !state.get_ref().terminal && !leaves {
-                self.problem(
-                    &state.span(),
-                    format!("state `{name}` has no way out; mark it `terminal = true` or add a transition"),
-                );
-            }
-        }
-    }
-
-    /// A `system` transition happens only when a timer fires it.
-    fn check_system_transitions(
-        &mut self,
-        raw: &RawDefinition,
-        states: &BTreeMap<String, State>,
-        transitions: &[Transition],
-    ) {
-        for (t, spanned) in transitions.iter().zip(&raw.transitions) {
-            if t.by == [Role::System]
-                && !states
-                    .values()
-                    .any(|s| s.timers.iter().any(|timer| timer.fires() == Some(t.name.as_str())))
-            {
-                self.problem(
-                    &spanned.get_ref().name.span(),
-                    format!("transition `{}` is by `system` but no timer fires it", t.name),
-                );
-            }
-        }
-    }
+/// Words of letters, digits and `_` joined by dots: a data path.
+fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 fn message(raw: &RawMessage) -> Message {
