@@ -116,9 +116,9 @@ pub enum Refusal {
     NotInState {
         transition: String,
         state: String,
-        /// The titles of the transition and the state, for people.
-        transition_title: Message,
-        state_title: Message,
+        /// The titles of the transition and the state, for people (boxed: a refusal
+        /// travels in every `Result` of the engine and should stay small).
+        titles: Box<StepTitles>,
     },
     #[error("{}", .0.en)]
     Guard(Message),
@@ -126,6 +126,13 @@ pub enum Refusal {
     Invalid(Vec<FieldError>),
     #[error("definition error: {0}")]
     Definition(String),
+}
+
+/// The titles of a transition and of the state that refused it.
+#[derive(Debug, Clone)]
+pub struct StepTitles {
+    pub transition: Message,
+    pub state: Message,
 }
 
 /// What firing a transition does, for the store to commit.
@@ -372,8 +379,10 @@ fn permitted<'d>(req: &Request<'d>) -> Result<&'d Transition, Refusal> {
         return Err(Refusal::NotInState {
             transition: t.name.clone(),
             state: req.case.state.clone(),
-            transition_title: Message::from_title(&t.title),
-            state_title: Message::from_title(state_title),
+            titles: Box::new(StepTitles {
+                transition: Message::from_title(&t.title),
+                state: Message::from_title(state_title),
+            }),
         });
     }
     Ok(t)

@@ -218,18 +218,17 @@ fn refusal(r: Refusal) -> ApiError {
         Refusal::NotInState {
             transition,
             state,
-            transition_title,
-            state_title,
+            titles,
         } => ApiError::new(
             StatusCode::CONFLICT,
             "not-allowed-in-state",
             format!(
                 "“{}” cannot be done while the case is “{}”",
-                transition_title.en, state_title.en
+                titles.transition.en, titles.state.en
             ),
             format!(
                 "案件当前状态为「{}」，不能执行「{}」",
-                state_title.zh, transition_title.zh
+                titles.state.zh, titles.transition.zh
             ),
         )
         .with_extra(serde_json::json!({ "state": state, "transition": transition })),
