@@ -26,6 +26,21 @@ struct Seed {
     record: Value,
 }
 
+/// An employer that takes the student's 档案 and 户口 (`takes_files`) or not (R7).
+fn employer(id: &'static str, name: &str, credit_code: &str, takes_files: bool, contact: (&str, &str)) -> Seed {
+    Seed {
+        kind: PartyKind::Employer,
+        id,
+        school: None,
+        record: json!({
+            "name": name, "credit_code": credit_code,
+            "receives_archive": takes_files, "receives_hukou": takes_files,
+            "contact": contact.0, "phone": contact.1,
+            "email": format!("hr@{}.example.com", id.to_lowercase()),
+        }),
+    }
+}
+
 fn seeds() -> Vec<Seed> {
     let student = |id: &'static str, name: &str, number: &str, gender: &str| Seed {
         kind: PartyKind::Student,
@@ -50,26 +65,20 @@ fn seeds() -> Vec<Seed> {
         student("S100", "李明", "2022010100", "男"),
         student("S200", "王芳", "2022010200", "女"),
         student("S300", "张伟", "2022010300", "男"),
-        Seed {
-            kind: PartyKind::Employer,
-            id: "E100",
-            school: None,
-            record: json!({
-                "name": "龙江软件有限公司", "credit_code": "91110000600037341L",
-                "receives_archive": false, "receives_hukou": false,
-                "contact": "赵主任", "phone": "0451-88886666", "email": "hr@e100.example.com",
-            }),
-        },
-        Seed {
-            kind: PartyKind::Employer,
-            id: "E200",
-            school: None,
-            record: json!({
-                "name": "松花江数据科技有限公司", "credit_code": "91110000101623741K",
-                "receives_archive": true, "receives_hukou": true,
-                "contact": "钱经理", "phone": "0451-87776655", "email": "hr@e200.example.com",
-            }),
-        },
+        employer(
+            "E100",
+            "龙江软件有限公司",
+            "91110000600037341L",
+            false,
+            ("赵主任", "0451-88886666"),
+        ),
+        employer(
+            "E200",
+            "松花江数据科技有限公司",
+            "91110000101623741K",
+            true,
+            ("钱经理", "0451-87776655"),
+        ),
     ]
 }
 
