@@ -33,6 +33,7 @@ HOST, PORT = urllib.parse.urlsplit(BASE).hostname, urllib.parse.urlsplit(BASE).p
 API = "/api/v1"
 
 stats = {"requests": 0, "5xx": 0, "contract": 0}
+kinds = {}
 failures = []
 
 
@@ -88,6 +89,8 @@ def check(what, status, headers, body):
     if problems:
         if problems != ["5xx"]:
             stats["contract"] += 1
+        for p in problems:
+            kinds[p] = kinds.get(p, 0) + 1
         failures.append(f"{what} -> {status} {', '.join(problems)}: {body[:200]!r}")
 
 
@@ -109,6 +112,7 @@ def send(method, path, body=None, headers=None, token_=ADMIN, raw_body=None):
     except (OSError, http.client.HTTPException) as e:
         stats["requests"] += 1
         stats["contract"] += 1
+        kinds["no answer"] = kinds.get("no answer", 0) + 1
         failures.append(f"{method} {path[:120]} -> no answer: {e}")
         return 0, ""
     finally:
@@ -330,8 +334,14 @@ def main():
     audit_raw()
     print(f"audit of {BASE}: {stats['requests']} requests in {time.time() - started:.0f} s, "
           f"{stats['5xx']} 5xx, {stats['contract']} contract failures")
-    for line in failures[:20]:
-        print("  " + line)
+    for kind, count in sorted(kinds.items()):
+        print(f"  {count:6} {kind}")
+    shown = set()
+    for line in failures:
+        key = line.split(" -> ")[1][:60] if " -> " in line else line
+        if key not in shown and len(shown) < 20:
+            shown.add(key)
+            print("  " + line)
     sys.exit(1 if failures else 0)
 
 

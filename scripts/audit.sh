@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-BIN="${CARGO_TARGET_DIR:-target}/release/gradsign"
+BIN="${GRADSIGN_BIN:-${CARGO_TARGET_DIR:-target}/release/gradsign}"
 EXAMPLES="${AUDIT_EXAMPLES:-50}"
 [ -x "$BIN" ] || { echo "build first: cargo build --release ($BIN)" >&2; exit 2; }
 SECRET="audit-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
