@@ -40,7 +40,7 @@ async fn measure(pending: usize) -> (f64, f64) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = Config {
         data_dir: dir.path().join("data"),
-        jwt_secret: Some("bench".into()),
+        jwt_secret: Some("bench-secret-bench-secret-bench-secret".into()),
         workflows_dir: root.join("workflows"),
         workers_dir: root.join("workers"),
         templates_dir: root.join("templates"),
@@ -87,6 +87,7 @@ async fn measure(pending: usize) -> (f64, f64) {
         let start = Start {
             workflow: "online_signing".into(),
             student: Some(format!("S{i}")),
+            employer: None,
             input: json!({}),
         };
         engine.start(&employer, start, None).await.unwrap();
@@ -102,6 +103,7 @@ async fn measure(pending: usize) -> (f64, f64) {
         let start = Start {
             workflow: "online_signing".into(),
             student: Some(format!("S{i}")),
+            employer: None,
             input: json!({ "deadline": deadline }),
         };
         engine.start(&employer, start, None).await.unwrap();

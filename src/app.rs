@@ -39,16 +39,15 @@ impl App {
             .map_err(|e| anyhow::anyhow!("invalid workflow definitions:\n{e}"))?;
         let workers = WorkersConfig::load_dir(&config.workers_dir)
             .map_err(|e| anyhow::anyhow!("invalid worker configuration:\n{e}"))?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+        // The secret first: a weak one stops the start before anything is created.
+        let secret = config.jwt_secret()?;
+        crate::private_files::lock_down(&config.data_dir)
+            .with_context(|| format!("cannot create or protect the data folder {}", config.data_dir.display()))?;
         let db = Db::connect(&config.database_url())
             .await
             .context("cannot open the database")?;
         db.migrate().await.context("cannot migrate the database")?;
-        let keys = Arc::new(Keys::new(
-            &config.jwt_secret().context("cannot read or create the JWT secret")?,
-        ));
-        let secret = config.jwt_secret().context("cannot read or create the JWT secret")?;
+        let keys = Arc::new(Keys::new(&secret));
         let settings = Settings {
             base_url: config.base_url(),
             agreement_key: format!("agreement-verification:{secret}").into_bytes(),
@@ -83,6 +82,9 @@ impl App {
             engine: self.engine.clone(),
             keys: self.keys.clone(),
             max_upload_bytes: self.config.max_upload_bytes,
+            limits: crate::http::edge::Limits {
+                request_timeout: self.config.request_timeout(),
+            },
         }
     }
 
@@ -93,9 +95,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, backend = self.engine.db.backend(), "serving HTTP");
-        axum::serve(listener, router(self.state()))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::http::server::serve(
+            listener,
+            router(self.state()),
+            self.config.header_read_timeout(),
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 

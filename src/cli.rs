@@ -245,6 +245,7 @@ fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<
         school,
         iat: 0,
         exp: 0,
+        nbf: None,
     };
     let actor: Actor = match crate::auth::actor_from(claims) {
         Ok(a) => a,
@@ -256,14 +257,15 @@ fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<
     let secret = match config.jwt_secret() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "cannot read or create the JWT secret in {}: {e}",
-                config.data_dir.display()
-            );
+            eprintln!("gradsign: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!("{}", Keys::new(&secret).mint(&actor, chrono::Duration::days(days)));
+    let Some(valid_for) = (1..=3660).contains(&days).then(|| chrono::Duration::days(days)) else {
+        eprintln!("--days must be 1 to 3660");
+        return ExitCode::from(2);
+    };
+    println!("{}", Keys::new(&secret).mint(&actor, valid_for));
     ExitCode::SUCCESS
 }
 

@@ -104,7 +104,22 @@ pub struct Overrides {
     /// Where level-2 review escalations go (the platform administrators) [default: none; such mails are skipped]
     #[arg(long, env = "GRADSIGN_PLATFORM_ADMIN_EMAIL", global = true, value_name = "ADDRESS")]
     pub platform_admin_email: Option<String>,
+    /// Longest a request may take, its body included, before 408 [default: 60]
+    #[arg(long, env = "GRADSIGN_REQUEST_TIMEOUT_SECS", global = true, value_name = "SECONDS")]
+    pub request_timeout_secs: Option<String>,
+    /// Longest a client may take to send its request headers; also closes idle connections [default: 15]
+    #[arg(
+        long,
+        env = "GRADSIGN_HEADER_READ_TIMEOUT_SECS",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub header_read_timeout_secs: Option<String>,
 }
+
+/// The shortest JWT secret accepted: HS256 keys shorter than the hash (32 bytes) are
+/// guessable offline from one token.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Everything the process can be told. Field docs say the default.
 #[derive(Clone, Deserialize)]
@@ -133,6 +148,11 @@ pub struct Config {
     pub worker_poll_ms: u64,
     /// Largest accepted upload, in bytes (10 MB).
     pub max_upload_bytes: usize,
+    /// Longest a request may take, reading its body included, before `408` (60 s).
+    pub request_timeout_secs: u64,
+    /// Longest a client may take to send its request line and headers; the connection
+    /// is closed after it (15 s). Also closes idle keep-alive connections.
+    pub header_read_timeout_secs: u64,
     /// SMTP server; `None`: `.eml` files under `{data_dir}/outbox`.
     pub smtp_host: Option<String>,
     pub smtp_port: u16,
@@ -169,6 +189,8 @@ impl Default for Config {
             base_url: None,
             worker_poll_ms: 1000,
             max_upload_bytes: 10 * 1024 * 1024,
+            request_timeout_secs: 60,
+            header_read_timeout_secs: 15,
             smtp_host: None,
             smtp_port: 587,
             smtp_security: "starttls".into(),
@@ -197,6 +219,8 @@ impl fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("worker_poll_ms", &self.worker_poll_ms)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("smtp_host", &self.smtp_host)
             .field("smtp_port", &self.smtp_port)
             .field("smtp_security", &self.smtp_security)
@@ -229,6 +253,13 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}: {message}")]
     Env { name: &'static str, message: String },
+    #[error(
+        "the JWT secret ({source_name}) is {length} bytes long; it must be at least {MIN_SECRET_BYTES} \
+         (generate one with `openssl rand -hex 32`)"
+    )]
+    WeakSecret { source_name: String, length: usize },
+    #[error("cannot read or create the JWT secret {path}: {source}")]
+    SecretFile { path: PathBuf, source: std::io::Error },
 }
 
 impl Config {
@@ -341,6 +372,12 @@ impl Config {
         if let Some(v) = text(&o.platform_admin_email) {
             self.platform_admin_email = Some(v);
         }
+        if let Some(v) = text(&o.request_timeout_secs) {
+            self.request_timeout_secs = seconds("GRADSIGN_REQUEST_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = text(&o.header_read_timeout_secs) {
+            self.header_read_timeout_secs = seconds("GRADSIGN_HEADER_READ_TIMEOUT_SECS", &v)?;
+        }
         Ok(())
     }
 
@@ -385,22 +422,35 @@ impl Config {
         Duration::from_millis(self.worker_poll_ms.max(10))
     }
 
-    /// The HS256 secret: configured, or read from (and on first start generated into)
-    /// `{data_dir}/jwt-secret`.
-    pub fn jwt_secret(&self) -> std::io::Result<String> {
+    /// The HS256 secret: configured, or read from (and on first start generated into,
+    /// mode `0600`) `{data_dir}/jwt-secret`. One shorter than [`MIN_SECRET_BYTES`] is
+    /// refused, wherever it came from.
+    pub fn jwt_secret(&self) -> Result<String, ConfigError> {
         if let Some(secret) = &self.jwt_secret {
-            return Ok(secret.clone());
+            return strong("GRADSIGN_JWT_SECRET / jwt_secret", secret.clone());
         }
         let path = self.data_dir.join("jwt-secret");
+        let file_error = |source| ConfigError::SecretFile {
+            path: path.clone(),
+            source,
+        };
         match std::fs::read_to_string(&path) {
-            Ok(secret) if !secret.trim().is_empty() => Ok(secret.trim().to_string()),
+            Ok(secret) if !secret.trim().is_empty() => strong(&path.display().to_string(), secret.trim().to_string()),
             _ => {
-                std::fs::create_dir_all(&self.data_dir)?;
+                crate::private_files::create_dir(&self.data_dir).map_err(file_error)?;
                 let secret = hex::encode(rand::random::<[u8; 32]>());
-                std::fs::write(&path, &secret)?;
+                crate::private_files::write(&path, secret.as_bytes()).map_err(file_error)?;
                 Ok(secret)
             }
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
 }
 
@@ -415,6 +465,23 @@ fn parse_bool(v: &str) -> Option<bool> {
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+fn strong(source_name: &str, secret: String) -> Result<String, ConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::WeakSecret {
+            source_name: source_name.to_string(),
+            length: secret.len(),
+        });
+    }
+    Ok(secret)
+}
+
+fn seconds(name: &'static str, v: &str) -> Result<u64, ConfigError> {
+    v.parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| env_error(name, "expected a whole number of seconds, at least 1"))
 }
 
 fn env_error(name: &'static str, message: &str) -> ConfigError {
@@ -451,6 +518,22 @@ mod tests {
             !format!("{config:?}").contains("pw"),
             "the password must not be printed"
         );
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_and_not_repeated() {
+        let config = Config {
+            jwt_secret: Some("x".into()),
+            ..Config::default()
+        };
+        let err = config.jwt_secret().unwrap_err().to_string();
+        assert!(err.contains("at least 32"), "{err}");
+        assert!(!err.contains("\"x\""), "{err}");
+        let ok = Config {
+            jwt_secret: Some("k".repeat(32)),
+            ..Config::default()
+        };
+        assert_eq!(ok.jwt_secret().unwrap().len(), 32);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`jobs`] carries out what happens later: timers and the apalis workers;
 //! - [`http`] is the thin axum layer; [`auth`] reads bearer tokens;
 //! - [`config`] loads the one configuration; [`clock`] is the injectable time source;
+//!   [`private_files`] keeps the data folder readable by the service's user alone;
 //! - [`app`] wires them together for `serve`, `worker` and the tests; [`demo`] seeds
 //!   the demo records for a first walk.
 //!
@@ -25,5 +26,6 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod private_files;
 pub mod render;
 pub mod store;

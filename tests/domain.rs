@@ -264,7 +264,7 @@ fn postcodes_and_region_codes() {
 
 #[test]
 fn the_registry_knows_its_kinds() {
-    assert_eq!(KINDS.len(), 11);
+    assert_eq!(KINDS.len(), 12);
     assert!(KINDS.iter().all(|k| known_kind(k)));
     assert!(!known_kind("regex"));
 }

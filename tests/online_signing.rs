@@ -90,8 +90,9 @@ async fn the_whole_online_path_ends_with_a_destination_record(backend: Backend) 
     assert_eq!(destination.body["category_name"], "签就业协议形式就业");
     assert_eq!(destination.body["unit_name"], "龙江软件有限公司");
     assert_eq!(destination.body["case_id"], case.as_str());
+    // Another student learns nothing, not even that S1 exists.
     let other = app.get("/api/v1/students/S1/destination", &app.student("S2")).await;
-    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
 
 async fn accepting_when_the_employer_keeps_no_archive_requires_where_it_goes(backend: Backend) {

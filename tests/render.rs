@@ -37,11 +37,26 @@ fn render(data: Value, preview: bool, pngs: bool) -> Rendered {
     renderer().render(&doc(data, preview), pngs).expect("renders")
 }
 
-/// Runs a poppler tool on the PDF and returns its standard output.
+/// Whether poppler-utils (pdftotext, pdfinfo, pdftoppm) is installed. Outside CI a
+/// test that needs it prints `skipped: …` and passes; in CI (`CI` set) it fails, since
+/// `.ci/run` installs it.
+fn poppler_installed() -> bool {
+    let found = Command::new("pdftotext").arg("-v").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "poppler-utils is required in CI; .ci/run installs it"
+        );
+        eprintln!("skipped: poppler-utils (pdftotext) is not installed; CI runs this test");
+    }
+    found
+}
+
+/// Runs a poppler tool on the PDF and returns its standard output. Each call writes the
+/// PDF into its own temporary folder: tests run in parallel and may render equal bytes.
 fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("gradsign-render-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{:016x}.pdf", fxhash(pdf)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agreement.pdf");
     std::fs::write(&path, pdf).unwrap();
     let mut command = Command::new(tool);
     command.args(args).arg(&path);
@@ -57,12 +72,6 @@ fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn fxhash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
 }
 
 /// Page text with all whitespace removed, so that layout spacing does not matter.
@@ -122,12 +131,18 @@ fn renderer_can_be_shared_between_threads() {
 
 #[test]
 fn sample_has_two_pages() {
+    if !poppler_installed() {
+        return;
+    }
     let out = render(sample_data(), false, false);
     assert_eq!(page_count(&out.pdf), 2);
 }
 
 #[test]
 fn every_party_field_is_on_page_one() {
+    if !poppler_installed() {
+        return;
+    }
     let data = sample_data();
     let out = render(data.clone(), false, false);
     let text = page_text(&out.pdf, 1);
@@ -141,6 +156,9 @@ fn every_party_field_is_on_page_one() {
 
 #[test]
 fn every_term_signature_date_and_signing_record_is_on_page_two() {
+    if !poppler_installed() {
+        return;
+    }
     let data = sample_data();
     let out = render(data.clone(), false, false);
     let text = page_text(&out.pdf, 2);
@@ -154,6 +172,9 @@ fn every_term_signature_date_and_signing_record_is_on_page_two() {
 
 #[test]
 fn both_pages_carry_the_number_and_verification_code() {
+    if !poppler_installed() {
+        return;
+    }
     let d = doc(sample_data(), false);
     let out = renderer().render(&d, false).unwrap();
     for page in 1..=2 {
@@ -198,6 +219,9 @@ fn qr_codes_in(png_bytes: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_qr_code_on_every_page_reads_back_as_the_verify_url() {
+    if !poppler_installed() {
+        return;
+    }
     let d = doc(sample_data(), false);
     let out = renderer().render(&d, true).unwrap();
     for (i, page) in out.pages.iter().enumerate() {
@@ -285,6 +309,9 @@ fn a_character_missing_from_the_font_names_the_field() {
 
 #[test]
 fn preview_carries_the_watermark_and_final_does_not() {
+    if !poppler_installed() {
+        return;
+    }
     // The rotated watermark comes out of pdftotext as scattered characters: look for each one.
     let preview = render(sample_data(), true, false);
     for page in 1..=2 {
@@ -300,6 +327,9 @@ fn preview_carries_the_watermark_and_final_does_not() {
 
 #[test]
 fn empty_and_absent_fields_print_blank() {
+    if !poppler_installed() {
+        return;
+    }
     let mut data = sample_data();
     data["student"]["email"] = json!("");
     data["employer"]["postcode"] = Value::Null;
@@ -313,6 +343,9 @@ fn empty_and_absent_fields_print_blank() {
 
 #[test]
 fn empty_data_still_renders_two_blank_pages() {
+    if !poppler_installed() {
+        return;
+    }
     let out = render(json!({}), false, false);
     let text = poppler("pdftotext", &["-layout"], &out.pdf).to_lowercase();
     assert!(!text.contains("null") && !text.contains("none"));

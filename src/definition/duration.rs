@@ -15,13 +15,15 @@ pub fn parse(text: &str) -> Option<Duration> {
         }
         let n: i64 = digits.parse().ok()?;
         digits.clear();
-        total += match c {
-            'd' => Duration::days(n),
-            'h' => Duration::hours(n),
-            'm' => Duration::minutes(n),
-            's' => Duration::seconds(n),
+        // An absurd count (beyond a TimeDelta) is not a duration: refused, not a panic.
+        let part = match c {
+            'd' => Duration::try_days(n),
+            'h' => Duration::try_hours(n),
+            'm' => Duration::try_minutes(n),
+            's' => Duration::try_seconds(n),
             _ => return None,
-        };
+        }?;
+        total = total.checked_add(&part)?;
         parts += 1;
     }
     (digits.is_empty() && parts > 0).then_some(total)
@@ -57,7 +59,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_duration() {
-        for bad in ["", "7", "d", "7 days", "-1d", "1w", "1.5h"] {
+        for bad in ["", "7", "d", "7 days", "-1d", "1w", "1.5h", "99999999999999999d"] {
             assert_eq!(parse(bad), None, "{bad:?} should not parse");
         }
     }

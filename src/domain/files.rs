@@ -1,6 +1,7 @@
 //! Files people upload: the type is decided by the content (PDF, JPEG, PNG), never by
-//! the name, and a file cut short in transfer is refused; names are made safe to keep
-//! and to send back in `Content-Disposition`.
+//! the name, must agree with the type the upload declares, and a file cut short in
+//! transfer or carrying HTML is refused; names are made safe to keep and to send back
+//! in `Content-Disposition`.
 
 use super::FieldError;
 
@@ -15,6 +16,13 @@ pub enum FileProblem {
     WrongType,
     /// Starts like an accepted type but its end is missing.
     Truncated(&'static str),
+    /// Declared as one type (the upload's `Content-Type`) but is another.
+    Mismatch {
+        declared: String,
+        found: &'static str,
+    },
+    /// Carries markup a browser would run (an HTML page behind a `%PDF-` header).
+    Active,
 }
 
 impl FileProblem {
@@ -31,6 +39,16 @@ impl FileProblem {
                 format!("{kind} 文件不完整，可能上传中断，请重新上传"),
                 format!("the {kind} file is incomplete (cut short in transfer); upload it again"),
             ),
+            FileProblem::Mismatch { declared, found } => FieldError::new(
+                "file.type_mismatch",
+                format!("文件声明为 {declared}，内容却是 {found}"),
+                format!("the file is declared as {declared} but its content is {found}"),
+            ),
+            FileProblem::Active => FieldError::new(
+                "file.active_content",
+                "文件中含有网页代码（HTML），不能上传",
+                "the file carries HTML markup and is refused",
+            ),
         }
         .with_field("file")
     }
@@ -42,6 +60,9 @@ pub fn sniff(bytes: &[u8]) -> Result<&'static str, FileProblem> {
         return Err(FileProblem::Empty);
     }
     let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    if carries_markup(bytes) {
+        return Err(FileProblem::Active);
+    }
     if bytes.starts_with(b"%PDF-") {
         // Every complete PDF ends with an `%%EOF` marker (possibly followed by a newline).
         return if contains(tail, b"%%EOF") {
@@ -70,6 +91,46 @@ pub fn sniff(bytes: &[u8]) -> Result<&'static str, FileProblem> {
     Err(FileProblem::WrongType)
 }
 
+/// The start of an HTML page or SVG image: what a browser sniffing the content would
+/// render, and run scripts in. Only the first 4 KiB are read, where sniffing looks and
+/// where a real scan or PDF holds binary image data or PDF objects, never tags.
+fn carries_markup(bytes: &[u8]) -> bool {
+    const MARKERS: &[&[u8]] = &[b"<html", b"<!doctype", b"<script", b"<body", b"<iframe", b"<svg"];
+    let head = bytes[..bytes.len().min(4096)].to_ascii_lowercase();
+    MARKERS.iter().any(|m| contains(&head, m))
+}
+
+/// Whether the type an upload declares names what its content is (`image/jpg` is a
+/// common spelling of `image/jpeg`; parameters such as `; charset` are ignored).
+pub fn declared_type_agrees(declared: &str, found: &str) -> bool {
+    let declared = declared
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let canonical = match declared.as_str() {
+        "image/jpg" | "image/pjpeg" => "image/jpeg",
+        "application/x-pdf" => "application/pdf",
+        other => other,
+    };
+    canonical == found
+}
+
+/// A byte count as people read it: `512 KB`, `10 MB`.
+pub fn readable_size(bytes: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    if bytes >= MB && bytes.is_multiple_of(MB) {
+        format!("{} MB", bytes / MB)
+    } else if bytes >= MB {
+        format!("{:.1} MB", bytes as f64 / MB as f64)
+    } else if bytes >= 1024 {
+        format!("{} KB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -79,13 +140,14 @@ fn trim_trailing_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[..end]
 }
 
-/// A file name safe to store and show: no path, no control characters, at most 100
-/// characters, with the extension the content has.
+/// A file name safe to store and show: no path, no control characters, no invisible
+/// characters that reorder or hide text (`协议\u{202E}fdp.exe` would read as
+/// `协议exe.pdf`), at most 100 characters, with the extension the content has.
 pub fn sanitise_file_name(name: &str, content_type: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '|' | ':' | '*' | '?'))
+        .filter(|c| !c.is_control() && !invisible(*c) && !matches!(c, '"' | '<' | '>' | '|' | ':' | '*' | '?'))
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
     let stem = cleaned.rsplit_once('.').map(|(s, _)| s).unwrap_or(cleaned);
@@ -102,6 +164,16 @@ pub fn sanitise_file_name(name: &str, content_type: &str) -> String {
         _ => "bin",
     };
     format!("{stem}.{ext}")
+}
+
+/// Bidi controls, the left-to-right and right-to-left marks, zero-width characters, the
+/// line and paragraph separators and the byte-order mark: nothing a file name needs.
+fn invisible(c: char) -> bool {
+    super::is_bidi_control(c)
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{2060}' | '\u{FEFF}'
+        )
 }
 
 #[cfg(test)]
@@ -130,5 +202,37 @@ mod tests {
         );
         assert_eq!(sanitise_file_name("a\u{0}b\".exe", "image/png"), "ab.png");
         assert_eq!(sanitise_file_name("", "image/png"), "upload.png");
+        assert_eq!(
+            sanitise_file_name("协议\u{202E}fdp.exe", "application/pdf"),
+            "协议fdp.pdf"
+        );
+        assert_eq!(
+            sanitise_file_name("a\u{200F}\u{2066}b.pdf", "application/pdf"),
+            "ab.pdf"
+        );
+    }
+
+    #[test]
+    fn html_behind_a_pdf_header_is_refused() {
+        assert_eq!(
+            sniff(b"%PDF-1.4\n<html><script>alert(1)</script></html>\n%%EOF\n"),
+            Err(FileProblem::Active)
+        );
+        assert_eq!(sniff(b"%PDF-1.4\n<SVG onload=x>\n%%EOF"), Err(FileProblem::Active));
+    }
+
+    #[test]
+    fn declared_types_must_name_the_content() {
+        assert!(declared_type_agrees("application/pdf", "application/pdf"));
+        assert!(declared_type_agrees("image/JPG", "image/jpeg"));
+        assert!(!declared_type_agrees("image/png", "application/pdf"));
+        assert!(!declared_type_agrees("text/html", "application/pdf"));
+    }
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(readable_size(10 * 1024 * 1024), "10 MB");
+        assert_eq!(readable_size(512 * 1024), "512 KB");
+        assert_eq!(readable_size(300), "300 bytes");
     }
 }

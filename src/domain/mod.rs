@@ -35,4 +35,4 @@ pub use reference::{
     CATEGORIES_FILE, CODE_LISTS_FILE, Category, CodeEntry, CodeList, FieldSpec, ProofSpec, Reference, ReferenceError,
     Subcategory,
 };
-pub use validators::{KINDS, known_kind, validate};
+pub use validators::{KINDS, is_bidi_control, known_kind, validate};

@@ -1,5 +1,6 @@
-//! The validator registry: workflow definitions name a value kind (`"credit_code"`), and the engine calls
-//! [`validate`] with that name. It knows values, not fields: required-ness and length limits are the caller's.
+//! The validator registry: workflow definitions and the reference data name a value kind (`"credit_code"`),
+//! and the engine calls [`validate`] with that name — the one check of each kind, wherever the value comes
+//! from. It knows values, not fields: required-ness and length limits are the caller's.
 
 use chrono::NaiveDate;
 use serde_json::{Number, Value};
@@ -15,6 +16,7 @@ use super::text::to_half_width;
 /// Every kind [`validate`] understands; definitions are checked against it when they load.
 pub const KINDS: &[&str] = &[
     "text",
+    "multiline",
     "credit_code",
     "id_number",
     "phone",
@@ -41,7 +43,8 @@ pub fn known_kind(kind: &str) -> bool {
 /// Never; an unknown kind is an error with code `validator.unknown_kind`, because definitions are data.
 pub fn validate(kind: &str, value: &Value) -> Result<Value, FieldError> {
     match kind {
-        "text" => text(value),
+        "text" => text(value, false),
+        "multiline" => text(value, true),
         "credit_code" => newtype(kind, value, CreditCode::parse),
         "id_number" => newtype(kind, value, IdNumber::parse),
         "phone" => newtype(kind, value, Phone::parse),
@@ -86,19 +89,39 @@ fn string<'v>(kind: &str, value: &'v Value) -> Result<&'v str, FieldError> {
 }
 
 /// Free text: trimmed, otherwise kept as typed (full-width punctuation is correct Chinese).
-fn text(value: &Value) -> Result<Value, FieldError> {
-    let s = string("text", value)?.trim();
+/// Control characters are refused — a NUL cannot be stored in PostgreSQL and no font has
+/// a glyph for a bell — and so are the invisible controls that reorder text (U+202A–E,
+/// U+2066–9), which could make an agreement read differently from what was typed. A
+/// `multiline` value may hold line breaks (`\r\n` kept as `\n`) and tabs.
+fn text(value: &Value, multiline: bool) -> Result<Value, FieldError> {
+    let raw = string(if multiline { "multiline" } else { "text" }, value)?;
+    let s = if multiline {
+        raw.replace("\r\n", "\n")
+    } else {
+        raw.to_string()
+    };
+    let s = s.trim();
     if s.is_empty() {
         return Err(FieldError::new("text.blank", "内容不能为空", "must not be blank"));
     }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldError::new(
-            "text.control_char",
-            "内容含有不可见的控制字符",
-            "contains control characters",
-        ));
+    let allowed = |c: char| multiline && (c == '\n' || c == '\t');
+    if s.chars().any(|c| (c.is_control() && !allowed(c)) || is_bidi_control(c)) {
+        let (zh, en) = if multiline {
+            ("内容含有不可见的控制字符", "contains control characters")
+        } else {
+            (
+                "内容含有换行符或其他不可见的控制字符",
+                "contains a line break or another control character",
+            )
+        };
+        return Err(FieldError::new("text.control_char", zh, en));
     }
     Ok(json(s))
+}
+
+/// The characters that embed, override or isolate the direction of text (bidi controls).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `YYYY-MM-DD`, exactly; `2023-6-1` is refused so that stored dates sort as strings.
@@ -261,5 +284,27 @@ mod tests {
             "text.control_char"
         );
         assert_eq!(validate("text", &json!(5)).unwrap_err().code, "value.not_a_string");
+    }
+
+    #[test]
+    fn only_multiline_text_takes_line_breaks_and_tabs() {
+        for bad in ["a\u{7}b", "a\nb", "a\tb", "a\u{202E}b", "a\u{1b}[31mb"] {
+            assert_eq!(
+                validate("text", &json!(bad)).unwrap_err().code,
+                "text.control_char",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            validate("multiline", &json!("一\r\n二\t三")).unwrap(),
+            json!("一\n二\t三")
+        );
+        for bad in ["a\u{0}b", "a\u{7}b", "a\rb", "a\u{2066}b"] {
+            assert_eq!(
+                validate("multiline", &json!(bad)).unwrap_err().code,
+                "text.control_char",
+                "{bad:?}"
+            );
+        }
     }
 }

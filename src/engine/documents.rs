@@ -397,6 +397,8 @@ impl Engine {
             .blobs()
             .get(&doc.sha256)
             .map_err(|e| StoreError::Corrupt(format!("document {id} content: {e}")))?;
+        // Only a reader the transition names records the download: an administrator or a
+        // reviewer opening the agreement has not handed it to the student (R11).
         let recorder = def
             .transitions_from(&row.state)
             .find(|t| t.download.as_deref() == Some(doc.slot.as_str()) && t.by.contains(&actor.role));
@@ -425,6 +427,31 @@ impl Engine {
         }
         let def = self.definition_of(tx, &row.workflow_hash).await?;
         Ok((row, def))
+    }
+
+    /// Whether `actor` may upload into the case at all — a party to it, in a role some
+    /// upload transition names — checked before the file is read.
+    pub async fn may_upload(&self, actor: &Actor, case_id: &str) -> Result<()> {
+        let mut tx = self.db.read().await?;
+        let (_, def) = self.readable_case(&mut tx, case_id, actor).await?;
+        tx.rollback().await?;
+        let uploaders: Vec<Role> = def
+            .transitions
+            .iter()
+            .filter(|t| t.upload.is_some())
+            .flat_map(|t| t.by.iter().copied())
+            .collect();
+        // A workflow that takes no uploads says so of the slot named, once it is read.
+        if uploaders.is_empty() || uploaders.contains(&actor.role) {
+            return Ok(());
+        }
+        Err(Refusal::WrongRole {
+            transition: "upload".into(),
+            title: crate::definition::Message::from_title("上传文件 / upload a file"),
+            role: actor.role,
+            allowed: uploaders,
+        }
+        .into())
     }
 
     /// Stores an uploaded file by firing the transition that takes uploads into its slot

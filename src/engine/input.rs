@@ -2,7 +2,7 @@
 //! asks for, and merges it into the case data. Every problem is collected, each naming
 //! its field (`input.terms.archive_unit`), in Chinese and English.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -261,29 +261,25 @@ fn label_en(field: &Field) -> String {
         .to_string()
 }
 
+/// One field's value: `deadline` is the engine's own kind (it needs the clock); every
+/// other kind is the domain validator of that name — the same check the reference data
+/// gets — and then the field's length limits.
 fn check_field(field: &Field, value: &Value, now: DateTime<Utc>) -> Result<Value, FieldError> {
-    match field.kind.as_str() {
-        "text" => text(field, value),
-        "date" => date(value),
-        "deadline" => deadline(field, value, now),
-        "bool" => value
-            .as_bool()
-            .map(Value::Bool)
-            .ok_or_else(|| type_error("是或否（true/false）", "true or false")),
-        "integer" => value
-            .as_i64()
-            .map(Value::from)
-            .ok_or_else(|| type_error("整数", "a whole number")),
-        kind => domain::validate(kind, value),
+    if field.kind == "deadline" {
+        return deadline(field, value, now);
     }
+    let value = domain::validate(&field.kind, value)?;
+    check_length(field, &value)?;
+    Ok(value)
 }
 
 fn type_error(zh: &str, en: &str) -> FieldError {
     FieldError::new("type", format!("应为{zh}"), format!("expected {en}"))
 }
 
-fn text(field: &Field, value: &Value) -> Result<Value, FieldError> {
-    let s = value.as_str().ok_or_else(|| type_error("文本", "text"))?.trim();
+/// A text value's `min` and `max`, in characters.
+fn check_length(field: &Field, value: &Value) -> Result<(), FieldError> {
+    let Some(s) = value.as_str() else { return Ok(()) };
     let chars = s.chars().count();
     if let Some(max) = field.max
         && chars > max
@@ -303,22 +299,7 @@ fn text(field: &Field, value: &Value) -> Result<Value, FieldError> {
             format!("{} needs at least {min} characters", label_en(field)),
         ));
     }
-    Ok(Value::String(s.to_string()))
-}
-
-fn date(value: &Value) -> Result<Value, FieldError> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| type_error("日期（YYYY-MM-DD）", "a date (YYYY-MM-DD)"))?;
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map(|d| Value::String(d.to_string()))
-        .map_err(|_| {
-            FieldError::new(
-                "date",
-                format!("“{s}”不是有效日期（YYYY-MM-DD）"),
-                format!("{s:?} is not a valid date (YYYY-MM-DD)"),
-            )
-        })
+    Ok(())
 }
 
 /// A moment after now and no later than `max_after` from now.

@@ -165,9 +165,10 @@ pub struct Change {
     pub field: String,
     /// The field's label in the definition (`工作岗位 / position`).
     pub label: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value (absent before: `null`).
+    #[schema(value_type = Value)]
     pub old: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub new: Value,
 }
 
@@ -300,7 +301,9 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
             .state(&to)
             .ok_or_else(|| Refusal::Definition(format!("unknown state {to}")))?;
         for timer in &state.timers {
-            let due = due_time(&timer.due, &data, req.now)? - timer.before.unwrap_or_default();
+            let due = due_time(&timer.due, &data, req.now)?
+                .checked_sub_signed(timer.before.unwrap_or_default())
+                .ok_or_else(|| Refusal::Definition("a timer's reminder lies before all time".into()))?;
             // A reminder whose moment has already passed (a deadline closer than the
             // reminder's lead time) is not sent late: the mail on entering says it all.
             if timer.before.is_some() && due <= req.now {
@@ -414,7 +417,9 @@ pub fn applicable_forms<'d>(def: &'d Definition, t: &Transition, scope: &Scope) 
 
 fn due_time(due: &TimerDue, data: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
     match due {
-        TimerDue::After(d) => Ok(now + *d),
+        TimerDue::After(d) => now
+            .checked_add_signed(*d)
+            .ok_or_else(|| Refusal::Definition(format!("a timer {d} from now lies beyond all time"))),
         TimerDue::At(field) => input::get_path(data, field)
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())

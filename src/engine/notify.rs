@@ -344,7 +344,10 @@ impl Engine {
     pub async fn resend_email(&self, id: &str) -> Result<bool> {
         let mut tx = self.db.begin().await?;
         let Some(email) = tx.email(id).await? else {
-            return Ok(false);
+            return Err(super::service::EngineError::NotFound {
+                what: "email",
+                id: id.to_string(),
+            });
         };
         if email.status != "failed" {
             return Ok(false);

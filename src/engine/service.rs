@@ -72,6 +72,9 @@ pub struct Start {
     pub workflow: String,
     /// The student the case is about (the actor's own id when a student starts it).
     pub student: Option<String>,
+    /// The employer, for a workflow whose start is the employer's, started by someone
+    /// else (a platform admin); an employer starts as itself.
+    pub employer: Option<String>,
     pub input: Value,
 }
 
@@ -96,8 +99,8 @@ pub struct Engine {
     pub mail: Option<Arc<super::notify::MailService>>,
 }
 
-/// What the engine needs to know of its surroundings.
-#[derive(Debug, Clone)]
+/// What the engine needs to know of its surroundings. `Debug` hides the key.
+#[derive(Clone)]
 pub struct Settings {
     /// The platform's public URL, for verification links and links in mail.
     pub base_url: String,
@@ -105,6 +108,16 @@ pub struct Settings {
     pub agreement_key: Vec<u8>,
     /// The data folder: documents are kept under `blobs/`.
     pub data_dir: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.base_url)
+            .field("agreement_key", &"<hidden>")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
 }
 
 impl Engine {
@@ -176,14 +189,19 @@ impl Engine {
                 id: student_id.clone(),
                 field: "student".into(),
             })?;
-        let employer_id = (actor.role == Role::Employer).then(|| actor.party.clone()).flatten();
+        let employer_id = case_employer(&def, actor, start.employer)?;
         if let Some(id) = &employer_id
             && tx.party(PartyKind::Employer, id).await?.is_none()
         {
+            let field = if actor.role == Role::Employer {
+                "token.party"
+            } else {
+                "employer"
+            };
             return Err(EngineError::UnknownParty {
                 kind: "employer",
                 id: id.clone(),
-                field: "token.party".into(),
+                field: field.into(),
             });
         }
         let case = CaseRef {
@@ -713,6 +731,43 @@ impl Engine {
             employer,
             school,
         })
+    }
+}
+
+/// The employer party of a new case. A workflow whose start is fired `by` employers
+/// has one — its conditions and mail speak of the employer — so it must be named: by
+/// the token of an employer starting it, or in the request of anyone else allowed to
+/// (a platform admin). A workflow without one takes none.
+fn case_employer(def: &Definition, actor: &Actor, named: Option<String>) -> Result<Option<String>> {
+    let invalid = |code: &'static str, zh: &str, en: &str| -> EngineError {
+        Refusal::Invalid(vec![
+            crate::domain::FieldError::new(code, zh, en).with_field("employer"),
+        ])
+        .into()
+    };
+    if !def.start.by.contains(&Role::Employer) {
+        return match named {
+            Some(_) => Err(invalid(
+                "unknown_field",
+                "此流程的案件没有用人单位一方",
+                "cases of this workflow have no employer party",
+            )),
+            None => Ok(None),
+        };
+    }
+    match (actor.role, named) {
+        (Role::Employer, Some(named)) if actor.party.as_deref() != Some(named.as_str()) => Err(invalid(
+            "mismatch",
+            "用人单位只能以自己的名义发起",
+            "an employer starts cases as itself",
+        )),
+        (Role::Employer, _) => Ok(actor.party.clone()),
+        (_, Some(named)) => Ok(Some(named)),
+        (_, None) => Err(invalid(
+            "required",
+            "此流程须指定用人单位（employer）",
+            "this workflow needs an employer: name one in `employer`",
+        )),
     }
 }
 

@@ -20,15 +20,18 @@ use crate::{
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EmailQuery {
     /// pending, sending, sent, failed or skipped
     pub status: Option<String>,
+    /// Only the mail of this case.
     pub case: Option<String>,
 }
 
 /// Mail as recorded, e.g. `?status=failed` (platform admins).
-#[utoipa::path(get, path = "/api/v1/emails", tag = "admin", params(EmailQuery),
-    responses((status = 200, body = Vec<EmailView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/emails", operation_id = "list_emails", tag = "admin", params(EmailQuery),
+    responses((status = 200, body = Vec<EmailView>, description = "the mail log"), (status = 403, body = Problem, description = "not a platform admin")),
+    security(("bearer" = [])))]
 pub async fn emails(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -42,8 +45,11 @@ pub async fn emails(
 }
 
 /// Queue a failed mail again (platform admins).
-#[utoipa::path(post, path = "/api/v1/emails/{id}/resend", tag = "admin",
-    responses((status = 202), (status = 403, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/emails/{id}/resend", operation_id = "resend_email", tag = "admin",
+    params(("id" = String, Path, description = "the mail")),
+    responses((status = 202, description = "queued again"), (status = 403, body = Problem, description = "not a platform admin"),
+        (status = 409, body = Problem, description = "the mail has not failed")),
+    security(("bearer" = [])))]
 pub async fn resend(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -64,8 +70,9 @@ pub async fn resend(
 
 /// Reviews escalated for waiting too long, with how long each has waited: a school
 /// admin sees their school's, a platform admin all.
-#[utoipa::path(get, path = "/api/v1/reviews/overdue", tag = "admin",
-    responses((status = 200, body = Vec<OverdueView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/reviews/overdue", operation_id = "list_overdue_reviews", tag = "admin",
+    responses((status = 200, body = Vec<OverdueView>, description = "the overdue reviews"), (status = 403, body = Problem, description = "not a school or platform admin")),
+    security(("bearer" = [])))]
 pub async fn overdue(State(state): State<AppState>, Caller(actor): Caller) -> Result<Json<Vec<OverdueView>>, ApiError> {
     let school = match actor.role {
         Role::PlatformAdmin => None,

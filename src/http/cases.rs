@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,33 +27,46 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartCase {
-    /// The workflow to start, e.g. `online_signing`.
+    /// The workflow to start: `online_signing`, `offline_signing` or
+    /// `destination_registration`.
+    #[schema(min_length = 1)]
     pub workflow: String,
     /// The student the case is about (omit when the caller is the student).
     pub student: Option<String>,
+    /// The employer, when someone other than the employer starts a workflow whose start
+    /// is the employer's (a platform admin inviting on its behalf).
+    pub employer: Option<String>,
     /// The start transition's input, e.g. the invitation's terms and deadline.
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub input: Value,
+    pub input: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FireTransition {
+    /// The transition's input: the fields its forms ask for.
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub input: Value,
+    pub input: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only cases of this workflow, e.g. `online_signing`.
     pub workflow: Option<String>,
+    /// Only cases in this state.
     pub state: Option<String>,
+    /// Only this student's cases (a student always sees only their own).
     pub student: Option<String>,
+    /// Only this employer's cases (an employer always sees only its own).
     pub employer: Option<String>,
+    /// Only cases of this school's students (school staff always see only their school's).
     pub school: Option<String>,
     /// At most this many (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -107,10 +120,11 @@ fn answer(a: Answer) -> Response {
 }
 
 /// Start a case of a workflow (for online signing: an employer invites a student).
-#[utoipa::path(post, path = "/api/v1/cases", request_body = StartCase, tag = "cases",
-    params(("Idempotency-Key" = Option<String>, Header, description = "same key and body → same answer, no second case")),
-    responses((status = 201, body = CaseView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+#[utoipa::path(post, path = "/api/v1/cases", operation_id = "start_case", request_body = StartCase, tag = "cases",
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,200}$",
+        description = "same key and body → same answer, no second case")),
+    responses((status = 201, body = CaseView, description = "the new case"), (status = 403, body = Problem, description = "the caller's role does not start this workflow"),
+        (status = 409, body = Problem, description = "a claim the case needs is held, or a condition is not met")),
     security(("bearer" = [])))]
 pub async fn start(
     State(state): State<AppState>,
@@ -123,13 +137,10 @@ pub async fn start(
     let StartCase {
         workflow,
         student,
+        employer,
         input,
     } = body.value;
-    let input = if input.is_null() {
-        Value::Object(Default::default())
-    } else {
-        input
-    };
+    let input = Value::Object(input.unwrap_or_default());
     let a = state
         .engine
         .start(
@@ -137,6 +148,7 @@ pub async fn start(
             Start {
                 workflow,
                 student,
+                employer,
                 input,
             },
             idem,
@@ -146,8 +158,9 @@ pub async fn start(
 }
 
 /// A case as the caller sees it, with the caller's actions.
-#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases",
-    responses((status = 200, body = CaseView), (status = 403, body = Problem), (status = 404, body = Problem)),
+#[utoipa::path(get, path = "/api/v1/cases/{id}", operation_id = "get_case", tag = "cases",
+    params(("id" = String, Path, description = "the case")),
+    responses((status = 200, body = CaseView, description = "the case"), (status = 403, body = Problem, description = "not the caller's case")),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -164,8 +177,9 @@ pub async fn get(
 }
 
 /// The caller's cases: a student's own, an employer's invitations, a school's students'.
-#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(ListQuery),
-    responses((status = 200, body = CaseList), (status = 401, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/cases", operation_id = "list_cases", tag = "cases", params(ListQuery),
+    responses((status = 200, body = CaseList, description = "a page of cases"), (status = 422, body = Problem, description = "`limit` out of range")),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -199,13 +213,16 @@ pub async fn list(
 }
 
 /// Fire a transition. `If-Match` with the case version refuses a stale write (412).
-#[utoipa::path(post, path = "/api/v1/cases/{id}/transitions/{name}", request_body = FireTransition, tag = "cases",
-    params(("id" = String, Path), ("name" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "same key and body → same answer, no second effect"),
-        ("If-Match" = Option<String>, Header, description = "the case version, e.g. \"3\"")),
-    responses((status = 200, body = CaseView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 412, body = Problem), (status = 422, body = Problem)),
+#[utoipa::path(post, path = "/api/v1/cases/{id}/transitions/{name}", operation_id = "fire_transition", request_body = FireTransition, tag = "cases",
+    params(("id" = String, Path, description = "the case"), ("name" = String, Path, description = "the transition, e.g. `accept`"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,200}$",
+            description = "same key and body → same answer, no second effect"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#,
+            description = "the case version, e.g. \"3\"; a stale one is refused with 412")),
+    responses((status = 200, body = CaseView, description = "the case after the transition"),
+        (status = 403, body = Problem, description = "not the caller's case, or not the caller's transition"),
+        (status = 409, body = Problem, description = "not allowed in the case's state, a condition not met, or a claim held"),
+        (status = 412, body = Problem, description = "`If-Match` names an older version")),
     security(("bearer" = [])))]
 pub async fn fire(
     State(state): State<AppState>,
@@ -222,11 +239,7 @@ pub async fn fire(
         &raw,
     )?;
     let if_match = if_match(&headers)?;
-    let input = if body.value.input.is_null() {
-        Value::Object(Default::default())
-    } else {
-        body.value.input
-    };
+    let input = Value::Object(body.value.input.unwrap_or_default());
     let a = state.engine.fire(&actor, &id, &name, &input, if_match, idem).await?;
     Ok(answer(a))
 }

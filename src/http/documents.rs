@@ -17,12 +17,17 @@ use super::{
 };
 use crate::{
     domain::{FieldError, files},
-    engine::documents::{DocumentList, Upload, Verification},
+    engine::{
+        documents::{DocumentList, Upload, Verification},
+        view::CaseView,
+    },
 };
 
 /// A case's documents the caller may read, and the state of its renders.
-#[utoipa::path(get, path = "/api/v1/cases/{id}/documents", tag = "documents",
-    responses((status = 200, body = DocumentList), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/cases/{id}/documents", operation_id = "list_documents", tag = "documents",
+    params(("id" = String, Path, description = "the case")),
+    responses((status = 200, body = DocumentList, description = "the documents and renders"), (status = 403, body = Problem, description = "not the caller's case")),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -32,8 +37,14 @@ pub async fn list(
 }
 
 /// One document's content.
-#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
-    responses((status = 200, description = "the PDF or PNG"), (status = 304), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/documents/{id}", operation_id = "get_document", tag = "documents",
+    params(("id" = String, Path, description = "the document"),
+        ("If-None-Match" = Option<String>, Header, description = "the `ETag` of a copy held: 304 when it is current")),
+    responses((status = 200, description = "the PDF or PNG", content(("application/pdf",), ("image/png",), ("image/jpeg",))),
+        (status = 304, description = "the copy held is current"),
+        (status = 403, body = Problem, description = "not the caller's case"),
+        (status = 409, body = Problem, description = "not readable by the caller in the case's state")),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -56,7 +67,7 @@ pub async fn get(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&doc.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(disposition, &doc.file_name)) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(disposition, &doc.file_name, &doc.slot)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -68,19 +79,7 @@ pub async fn get(
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded` (RFC 6266,
 /// RFC 5987): browsers that know `filename*` show the Chinese name.
-pub fn content_disposition(kind: &str, name: &str) -> String {
-    // The ASCII fallback keeps what old clients can show: letters, digits and -._ (a
-    // Chinese name becomes its number and extension, e.g. `2026-10212-000001-A.pdf`).
-    let kept: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
-        .collect();
-    let fallback = kept.trim_start_matches(['-', '_', '.']).to_string();
-    let fallback = if fallback.is_empty() || fallback.starts_with('.') {
-        format!("document{fallback}")
-    } else {
-        fallback
-    };
+pub fn content_disposition(kind: &str, name: &str, slot: &str) -> String {
     let mut encoded = String::new();
     for b in name.as_bytes() {
         match *b {
@@ -88,15 +87,67 @@ pub fn content_disposition(kind: &str, name: &str) -> String {
             other => encoded.push_str(&format!("%{other:02X}")),
         }
     }
-    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    format!(
+        "{kind}; filename=\"{}\"; filename*=UTF-8''{encoded}",
+        ascii_file_name(name, slot)
+    )
+}
+
+/// The name old clients show: the name itself when it is plain ASCII (letters, digits,
+/// `-._`), else the slot in English with the name's ASCII part, e.g.
+/// `agreement-2026-10212-000001-A.pdf` for `就业协议书-李明-2026-10212-000001-A.pdf`.
+fn ascii_file_name(name: &str, slot: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    let ext: String = ext.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let dotted = |stem: String| if ext.is_empty() { stem } else { format!("{stem}.{ext}") };
+    if !name.is_empty() && name.chars().all(plain) && !name.starts_with('.') {
+        return name.to_string();
+    }
+    let mut ascii = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_alphanumeric() {
+            ascii.push(c);
+        } else if !ascii.is_empty() && !ascii.ends_with('-') {
+            ascii.push('-');
+        }
+    }
+    let ascii = ascii.trim_end_matches('-');
+    let prefix: String = slot
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let prefix = if prefix.trim_matches('-').is_empty() {
+        "document".to_string()
+    } else {
+        prefix
+    };
+    if ascii.is_empty() {
+        dotted(prefix)
+    } else {
+        dotted(format!("{prefix}-{ascii}"))
+    }
 }
 
 /// Upload a file into one of the case's upload slots (multipart: `slot`, then `file`).
-/// The type is judged by content; the file fires the definition's upload transition.
-#[utoipa::path(post, path = "/api/v1/cases/{id}/documents", tag = "documents",
-    request_body(content_type = "multipart/form-data", description = "`slot` (text) and `file` (PDF, JPEG or PNG)"),
-    responses((status = 200, description = "the case after the upload"), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
+/// The type is judged by content and must agree with the type the part declares; the
+/// file fires the definition's upload transition. Who may upload is checked before the
+/// body is read.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/documents", operation_id = "upload_document", tag = "documents",
+    params(("id" = String, Path, description = "the case"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#,
+            description = "the case version, e.g. \"3\"; a stale one is refused with 412")),
+    request_body(content_type = "multipart/form-data", content = UploadForm, description = "`slot` (text) and `file` (PDF, JPEG or PNG)"),
+    responses((status = 200, body = CaseView, description = "the case after the upload"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -105,7 +156,9 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut multipart = multipart.map_err(|e| {
+    state.engine.may_upload(&actor, &id).await?;
+    let if_match = if_match(&headers)?;
+    let multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -113,18 +166,63 @@ pub async fn upload(
             "请以 multipart/form-data 上传文件",
         )
     })?;
-    let max = state.max_upload_bytes;
+    let (slot, file) = read_form(multipart, state.max_upload_bytes).await?;
+    let content_type = files::sniff(&file.bytes).map_err(file_problem)?;
+    if let Some(declared) = &file.declared
+        && !files::declared_type_agrees(declared, content_type)
+    {
+        return Err(file_problem(files::FileProblem::Mismatch {
+            declared: declared.clone(),
+            found: content_type,
+        }));
+    }
+    let upload = Upload {
+        slot,
+        file_name: files::sanitise_file_name(&file.name, content_type),
+        content_type,
+        bytes: file.bytes.to_vec(),
+    };
+    let body = state.engine.upload(&actor, &id, upload, if_match).await?;
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// The multipart form of an upload, as documented (only its schema is used).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The upload slot, e.g. `stamped_agreement` or `proof`.
+    slot: String,
+    /// The file: PDF, JPEG or PNG.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The file part of an upload form.
+struct FilePart {
+    name: String,
+    /// The part's own `Content-Type`, unless it says nothing (`application/octet-stream`).
+    declared: Option<String>,
+    bytes: axum::body::Bytes,
+}
+
+/// Reads `slot` and `file`; any other part is refused by name.
+async fn read_form(mut multipart: Multipart, max: usize) -> Result<(String, FilePart), ApiError> {
     let (mut slot, mut file) = (None, None);
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "slot" => slot = Some(field.text().await.map_err(multipart_error)?),
             "file" => {
                 let name = field.file_name().unwrap_or_default().to_string();
+                let declared = field
+                    .content_type()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty() && t != "application/octet-stream");
                 let bytes = field.bytes().await.map_err(multipart_error)?;
                 if bytes.len() > max {
                     return Err(too_large(max));
                 }
-                file = Some((name, bytes));
+                file = Some(FilePart { name, declared, bytes });
             }
             other => {
                 let other = other.to_string();
@@ -139,41 +237,42 @@ pub async fn upload(
             }
         }
     }
-    let slot = slot.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-        ApiError::invalid(vec![
-            FieldError::new("required", "请指定上传项 slot", "slot is required").with_field("slot"),
-        ])
-    })?;
-    let (name, bytes) = file.ok_or_else(|| {
+    let slot = slot
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(vec![
+                FieldError::new("required", "请指定上传项 slot", "slot is required").with_field("slot"),
+            ])
+        })?;
+    let file = file.ok_or_else(|| {
         ApiError::invalid(vec![
             FieldError::new("required", "请选择要上传的文件", "file is required").with_field("file"),
         ])
     })?;
-    let content_type = files::sniff(&bytes).map_err(|problem| {
-        let status = if problem == files::FileProblem::WrongType {
+    Ok((slot, file))
+}
+
+/// A refused file: `415` when it is not a type we take (or not the type it says it
+/// is), `422` when it is one but broken or empty.
+fn file_problem(problem: files::FileProblem) -> ApiError {
+    let status = match problem {
+        files::FileProblem::WrongType | files::FileProblem::Mismatch { .. } | files::FileProblem::Active => {
             StatusCode::UNSUPPORTED_MEDIA_TYPE
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        let e = problem.field_error();
-        ApiError::new(status, "invalid-file", e.en.clone(), e.zh.clone()).with_errors(vec![e])
-    })?;
-    let upload = Upload {
-        slot: slot.trim().to_string(),
-        file_name: files::sanitise_file_name(&name, content_type),
-        content_type,
-        bytes: bytes.to_vec(),
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    let body = state.engine.upload(&actor, &id, upload, if_match(&headers)?).await?;
-    Ok((StatusCode::OK, Json(body)).into_response())
+    let e = problem.field_error();
+    ApiError::new(status, "invalid-file", e.en.clone(), e.zh.clone()).with_errors(vec![e])
 }
 
 fn too_large(max: usize) -> ApiError {
+    let limit = files::readable_size(max);
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload-too-large",
-        format!("the file is larger than {} MB", max / (1024 * 1024)),
-        format!("文件超过 {} MB 的上限", max / (1024 * 1024)),
+        format!("the file is larger than {limit}"),
+        format!("文件超过 {limit} 的上限"),
     )
 }
 
@@ -190,14 +289,17 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// The verification code printed beside the number.
     pub code: String,
 }
 
 /// Whether an agreement is genuine (no login): only the parties' names, the date and the state.
-#[utoipa::path(get, path = "/api/v1/verify/{number}", tag = "documents", params(VerifyQuery),
-    responses((status = 200, body = Verification)))]
+#[utoipa::path(get, path = "/api/v1/verify/{number}", operation_id = "verify_agreement", tag = "documents",
+    params(("number" = String, Path, description = "the agreement number, e.g. `2026-10212-000001-A`"), VerifyQuery),
+    responses((status = 200, body = Verification, description = "whether the number and code are genuine"),
+        (status = 422, body = Problem, description = "the code is missing")))]
 pub async fn verify(
     State(state): State<AppState>,
     Path(number): Path<String>,

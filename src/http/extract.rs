@@ -64,8 +64,47 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             ));
         }
         let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        let value = serde_json::from_slice(text).map_err(json_error)?;
+        let json: serde_json::Value = serde_json::from_slice(text).map_err(json_error)?;
+        if let Some(field) = nul_in(&json, "") {
+            return Err(ApiError::invalid(vec![
+                FieldError::new(
+                    "text.control_char",
+                    "内容含有空字符（NUL, \\u0000）",
+                    "contains a NUL character (\\u0000)",
+                )
+                .with_field(if field.is_empty() { "body".into() } else { field }),
+            ]));
+        }
+        let value = serde_json::from_value(json).map_err(json_error)?;
         Ok(Body { value, bytes })
+    }
+}
+
+/// The dotted name of the first string or key holding a NUL, which no field takes and
+/// PostgreSQL cannot store; `Some("")` for the body itself.
+fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) => s.contains('\0').then(|| at.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, &join(&i.to_string()))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_in(v, &join(k))
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -114,12 +153,16 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     Ok(Some(key.to_string()))
 }
 
-/// The case version in `If-Match` (`"3"`, `W/"3"` or `3`), if sent.
+/// The case version in `If-Match` (`"3"`, `W/"3"` or `3`), if sent. `*` matches any
+/// version (RFC 9110), so it asks for no check, and so does an empty value.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" || text.is_empty() {
+        return Ok(None);
+    }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse().map(Some).map_err(|_| {
         ApiError::malformed(format!(

@@ -1,17 +1,22 @@
 //! The thin HTTP layer (axum, JSON under `/api/v1`). Handlers parse the request, call
 //! the engine and turn its answer or error into JSON or `problem+json`; no rule of the
-//! domain lives here.
+//! domain lives here. `edge` wraps every route (request ids, panics, time limits,
+//! security headers); `server` is the connection loop beneath.
 
 mod admin;
 mod cases;
 mod documents;
+pub mod edge;
 pub mod error;
 mod extract;
+pub mod openapi;
 mod parties;
 mod reference;
+pub mod server;
 
 use std::sync::Arc;
 
+use crate::{auth::Keys, engine::service::Engine};
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
@@ -19,12 +24,6 @@ use axum::{
     response::IntoResponse,
     routing::{get, post, put},
 };
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
-
-use crate::{auth::Keys, engine::service::Engine};
 use error::ApiError;
 
 /// What every handler can reach.
@@ -33,36 +32,11 @@ pub struct AppState {
     pub engine: Engine,
     pub keys: Arc<Keys>,
     pub max_upload_bytes: usize,
+    pub limits: edge::Limits,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
-    paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination, parties::destinations,
-        documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
-        reference::destination_categories),
-    components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
-    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"))
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
+/// The largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
 /// The whole API, testable with `tower::ServiceExt::oneshot` or a real listener.
 pub fn router(state: AppState) -> Router {
@@ -90,18 +64,36 @@ pub fn router(state: AppState) -> Router {
             "/reference/destination-categories",
             get(reference::destination_categories),
         );
-    Router::new()
+    let limits = state.limits;
+    let routes = Router::new()
         .nest("/api/v1", api)
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(1024 * 1024))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .with_state(state);
+    edge::harden(routes, limits)
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    let mut vocabulary = openapi::Vocabulary::default();
+    for def in state.engine.registry.all_current() {
+        vocabulary.workflows.push(def.name.clone());
+        vocabulary
+            .transitions
+            .extend(def.transitions.iter().map(|t| t.name.clone()));
+        vocabulary.upload_slots.extend(def.uploads.keys().cloned());
+    }
+    for names in [
+        &mut vocabulary.workflows,
+        &mut vocabulary.transitions,
+        &mut vocabulary.upload_slots,
+    ] {
+        names.sort();
+        names.dedup();
+    }
+    Json(openapi::document(&vocabulary))
 }
 
 async fn healthz() -> &'static str {

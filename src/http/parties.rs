@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::{
@@ -26,6 +26,7 @@ use crate::{
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchoolRecord {
+    #[schema(min_length = 1)]
     pub name: String,
     /// 就业指导中心 — the employment office.
     pub office: Option<String>,
@@ -43,7 +44,9 @@ pub struct SchoolRecord {
 #[serde(deny_unknown_fields)]
 pub struct StudentRecord {
     /// The school's id (synced before its students).
+    #[schema(min_length = 1)]
     pub school: String,
+    #[schema(min_length = 1)]
     pub name: String,
     /// 男 or 女.
     pub gender: Option<String>,
@@ -61,8 +64,10 @@ pub struct StudentRecord {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmployerRecord {
+    #[schema(min_length = 1)]
     pub name: String,
-    /// 统一社会信用代码 (GB 32100-2015).
+    /// 统一社会信用代码 (GB 32100-2015): 18 characters, the last a check character.
+    #[schema(pattern = "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")]
     pub credit_code: String,
     pub nature: Option<String>,
     pub industry: Option<String>,
@@ -78,6 +83,16 @@ pub struct EmployerRecord {
     pub receives_hukou: bool,
 }
 
+/// What a sync answers: the record as stored (normalised).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartyAnswer {
+    /// school, student or employer
+    pub kind: String,
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub record: Value,
+}
+
 fn require_platform_admin(actor: &Actor) -> Result<(), ApiError> {
     if actor.role == Role::PlatformAdmin {
         Ok(())
@@ -89,8 +104,9 @@ fn require_platform_admin(actor: &Actor) -> Result<(), ApiError> {
     }
 }
 
-/// Checks the named optional fields of `record` with the domain validators, writing
-/// back their normalised form.
+/// Checks every field of `record` with the domain validator of its kind (the one the
+/// workflows' fields get), writing back the normalised form. Every string of a record
+/// is listed, so no text reaches the store unchecked; `name` is required.
 fn check_fields(record: &mut Map<String, Value>, kinds: &[(&str, &str)]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (field, kind) in kinds {
@@ -101,13 +117,14 @@ fn check_fields(record: &mut Map<String, Value>, kinds: &[(&str, &str)]) -> Vec<
             Ok(normalised) => {
                 record.insert(field.to_string(), normalised);
             }
+            Err(e) if e.code == "text.blank" && *field == "name" => {
+                errors.push(FieldError::new("required", "请填写名称", "name is required").with_field("name"));
+            }
+            Err(e) if e.code == "text.blank" => {
+                record.remove(*field);
+            }
             Err(e) => errors.push(e.with_field(*field)),
         }
-    }
-    if let Some(name) = record.get("name").and_then(Value::as_str)
-        && name.trim().is_empty()
-    {
-        errors.push(FieldError::new("required", "请填写名称", "name is required").with_field("name"));
     }
     errors
 }
@@ -118,7 +135,7 @@ async fn put(
     id: &str,
     school: Option<String>,
     record: Map<String, Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PartyAnswer>), ApiError> {
     let name = record
         .get("name")
         .and_then(Value::as_str)
@@ -135,10 +152,12 @@ async fn put(
     };
     let created = state.engine.put_party(&row).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((
-        status,
-        Json(json!({ "kind": kind.as_str(), "id": id, "record": record })),
-    ))
+    let answer = PartyAnswer {
+        kind: kind.as_str().into(),
+        id: id.to_string(),
+        record: Value::Object(record),
+    };
+    Ok((status, Json(answer)))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -165,21 +184,28 @@ fn to_map<T: Serialize>(record: &T) -> Map<String, Value> {
 }
 
 /// Create or replace a school.
-#[utoipa::path(put, path = "/api/v1/schools/{id}", request_body = SchoolRecord, tag = "parties",
-    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/schools/{id}", operation_id = "put_school", request_body = SchoolRecord, tag = "parties",
+    params(("id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,64}$", description = "the school's id")),
+    responses((status = 201, body = PartyAnswer, description = "created"), (status = 200, body = PartyAnswer, description = "replaced"),
+        (status = 403, body = Problem, description = "not a platform admin")),
+    security(("bearer" = [])))]
 pub async fn put_school(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
     body: Body<SchoolRecord>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PartyAnswer>), ApiError> {
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
     let errors = check_fields(
         &mut record,
         &[
+            ("name", "text"),
+            ("office", "text"),
+            ("contact", "text"),
             ("phone", "phone"),
+            ("address", "text"),
             ("reviewer_email", "email"),
             ("admin_email", "email"),
         ],
@@ -191,20 +217,34 @@ pub async fn put_school(
 }
 
 /// Create or replace a student; the school must exist.
-#[utoipa::path(put, path = "/api/v1/students/{id}", request_body = StudentRecord, tag = "parties",
-    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/students/{id}", operation_id = "put_student", request_body = StudentRecord, tag = "parties",
+    params(("id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,64}$", description = "the student's id")),
+    responses((status = 201, body = PartyAnswer, description = "created"), (status = 200, body = PartyAnswer, description = "replaced"),
+        (status = 403, body = Problem, description = "not a platform admin")),
+    security(("bearer" = [])))]
 pub async fn put_student(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
     body: Body<StudentRecord>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PartyAnswer>), ApiError> {
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
     let mut errors = check_fields(
         &mut record,
-        &[("id_number", "id_number"), ("phone", "phone"), ("email", "email")],
+        &[
+            ("school", "text"),
+            ("name", "text"),
+            ("gender", "text"),
+            ("id_number", "id_number"),
+            ("student_number", "text"),
+            ("major", "text"),
+            ("degree", "text"),
+            ("origin", "text"),
+            ("phone", "phone"),
+            ("email", "email"),
+        ],
     );
     if let (Some(number), Some(gender)) = (&body.value.id_number, &body.value.gender)
         && let Ok(parsed) = domain::IdNumber::parse(number)
@@ -219,12 +259,14 @@ pub async fn put_student(
             .with_field("id_number"),
         );
     }
-    if state
-        .engine
-        .party(PartyKind::School, &body.value.school)
-        .await?
-        .is_none()
-    {
+    let school = record
+        .get("school")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if school.is_empty() {
+        errors.push(FieldError::new("required", "请填写学校", "school is required").with_field("school"));
+    } else if state.engine.party(PartyKind::School, &school).await?.is_none() {
         errors.push(
             FieldError::new(
                 "unknown",
@@ -237,28 +279,37 @@ pub async fn put_student(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    put(&state, PartyKind::Student, &id, Some(body.value.school.clone()), record).await
+    put(&state, PartyKind::Student, &id, Some(school), record).await
 }
 
 /// Create or replace an employer; its credit code must pass the GB 32100 check.
-#[utoipa::path(put, path = "/api/v1/employers/{id}", request_body = EmployerRecord, tag = "parties",
-    responses((status = 201), (status = 200), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/employers/{id}", operation_id = "put_employer", request_body = EmployerRecord, tag = "parties",
+    params(("id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,64}$", description = "the employer's id")),
+    responses((status = 201, body = PartyAnswer, description = "created"), (status = 200, body = PartyAnswer, description = "replaced"),
+        (status = 403, body = Problem, description = "not a platform admin")),
+    security(("bearer" = [])))]
 pub async fn put_employer(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
     body: Body<EmployerRecord>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PartyAnswer>), ApiError> {
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
     let errors = check_fields(
         &mut record,
         &[
+            ("name", "text"),
             ("credit_code", "credit_code"),
+            ("nature", "text"),
+            ("industry", "text"),
+            ("location", "text"),
+            ("address", "text"),
+            ("postcode", "postcode"),
+            ("contact", "text"),
             ("phone", "phone"),
             ("email", "email"),
-            ("postcode", "postcode"),
         ],
     );
     if !errors.is_empty() {
@@ -298,27 +349,19 @@ pub struct DestinationHistory {
     pub records: Vec<DestinationView>,
 }
 
-/// The student, their school and platform admins may read a student's destination.
+/// The student, their school and platform admins may read a student's destination. To
+/// anyone else it answers exactly as for a student who does not exist (`404`), so
+/// student ids cannot be probed.
 async fn may_read_destination(state: &AppState, actor: &Actor, id: &str) -> Result<(), ApiError> {
-    let student = state
-        .engine
-        .party(PartyKind::Student, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("student", id))?;
+    let unseen = || ApiError::not_found("destination", id);
+    let student = state.engine.party(PartyKind::Student, id).await?.ok_or_else(unseen)?;
     let allowed = match actor.role {
         Role::Student => actor.party.as_deref() == Some(id),
         Role::SchoolReviewer | Role::SchoolAdmin => actor.school == student.school_id,
         Role::PlatformAdmin => true,
         _ => false,
     };
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only the student, their school and platform admins may read this",
-            "仅本人、所在学校和平台管理员可查看毕业去向",
-        ))
-    }
+    if allowed { Ok(()) } else { Err(unseen()) }
 }
 
 fn destination_view(student: &str, d: Destination) -> DestinationView {
@@ -341,9 +384,13 @@ fn destination_view(student: &str, d: Destination) -> DestinationView {
     }
 }
 
-/// A student's destination record in force: the student, their school and platform admins.
-#[utoipa::path(get, path = "/api/v1/students/{id}/destination", tag = "parties",
-    responses((status = 200, body = DestinationView), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+/// A student's destination record: the student, their school and platform admins. To
+/// anyone else it answers exactly as for a student who does not exist (`404`), so
+/// student ids cannot be probed.
+#[utoipa::path(get, path = "/api/v1/students/{id}/destination", operation_id = "get_destination", tag = "parties",
+    params(("id" = String, Path, description = "the student's id")),
+    responses((status = 200, body = DestinationView), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn destination(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -360,8 +407,10 @@ pub async fn destination(
 
 /// A student's destination history (毕业去向记录): every record, current first, each with
 /// the case that made it and the case that ended it. Records are never deleted.
-#[utoipa::path(get, path = "/api/v1/students/{id}/destinations", tag = "parties",
-    responses((status = 200, body = DestinationHistory), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/students/{id}/destinations", operation_id = "list_destinations", tag = "parties",
+    params(("id" = String, Path, description = "the student's id")),
+    responses((status = 200, body = DestinationHistory), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn destinations(
     State(state): State<AppState>,
     Caller(actor): Caller,

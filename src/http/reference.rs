@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{error::Problem, extract::Caller};
+use super::extract::Caller;
 use crate::domain::{Category, CodeList, Reference, Subcategory};
 
 /// The destination categories, their known three-digit sub-codes and the code lists.
@@ -27,8 +27,8 @@ pub struct DestinationCategories {
 
 /// Destination categories with their fields and proofs, for the registration wizard.
 /// Any authenticated caller may read them.
-#[utoipa::path(get, path = "/api/v1/reference/destination-categories", tag = "reference",
-    responses((status = 200, body = DestinationCategories), (status = 401, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/reference/destination-categories", operation_id = "list_destination_categories", tag = "reference",
+    responses((status = 200, body = DestinationCategories, description = "the categories and code lists")), security(("bearer" = [])))]
 pub async fn destination_categories(Caller(_actor): Caller) -> Json<DestinationCategories> {
     let reference = Reference::builtin();
     Json(DestinationCategories {

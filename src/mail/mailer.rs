@@ -86,7 +86,7 @@ impl Mailer {
         let transport = match &cfg.smtp {
             Some(smtp) => Transport::Smtp(smtp_transport(smtp)?),
             None => {
-                std::fs::create_dir_all(&cfg.outbox_dir).map_err(|source| MailError::Outbox {
+                crate::private_files::create_dir(&cfg.outbox_dir).map_err(|source| MailError::Outbox {
                     path: cfg.outbox_dir.clone(),
                     source,
                 })?;
@@ -154,7 +154,7 @@ fn smtp_transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>
 }
 
 /// Writes the message next to its final name and renames it, so a reader of the outbox never
-/// sees half a file.
+/// sees half a file. The file is `0600`: mail holds people's names and addresses.
 async fn write_eml(dir: &Path, token: &str, message: &Message) -> Result<(), MailError> {
     let path = dir.join(format!("{token}.eml"));
     let partial = dir.join(format!("{token}.eml.partial"));
@@ -162,8 +162,17 @@ async fn write_eml(dir: &Path, token: &str, message: &Message) -> Result<(), Mai
         let path = path.to_owned();
         move |source| MailError::Outbox { path, source }
     };
-    tokio::fs::write(&partial, message.formatted())
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::private_files::FILE_MODE)
+        .open(&partial)
         .await
         .map_err(io_error(&partial))?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted())
+        .await
+        .map_err(io_error(&partial))?;
+    drop(file);
     tokio::fs::rename(&partial, &path).await.map_err(io_error(&path))
 }

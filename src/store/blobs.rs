@@ -1,6 +1,7 @@
 //! File contents under the data folder, named by their SHA-256: the same bytes are kept
 //! once, and a name never changes meaning. Written to a temporary file, synced, then
-//! renamed, so a crash leaves either the whole file or none.
+//! renamed, so a crash leaves either the whole file or none. Folders are `0700` and
+//! files `0600` ([`crate::private_files`]): uploads are people's papers.
 
 use std::{
     io::Write,
@@ -35,9 +36,9 @@ impl Blobs {
             return Ok(sha);
         }
         let dir = path.parent().expect("blob paths have a parent");
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_dir(dir)?;
         let tmp = dir.join(format!(".{sha}.{}.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = crate::private_files::create_file(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;

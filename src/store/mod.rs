@@ -13,7 +13,7 @@ mod idempotency;
 mod jobs;
 mod parties;
 
-use std::{str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool, Transaction,
@@ -65,6 +65,11 @@ pub enum StoreError {
     Queue(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("database file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -94,7 +99,17 @@ impl Db {
                 .await?;
             return Ok(Db::Postgres(pool));
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        // SQLite creates a missing file `0644`, and its `-wal` and `-shm` files copy the
+        // database's mode: created here first, all three are private.
+        let file = options.get_filename();
+        if file != Path::new(":memory:") && !file.as_os_str().is_empty() {
+            crate::private_files::touch(file).map_err(|source| StoreError::File {
+                path: file.to_path_buf(),
+                source,
+            })?;
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

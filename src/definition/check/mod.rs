@@ -28,24 +28,16 @@ use super::{
     raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
-/// The kinds a form field may have. Kinds beyond the first five are checked by the
-/// validators in [`crate::domain`]; `destination` is a registration under a destination
-/// category of the reference data (`{ "category": "11", "fields": { … } }`).
-pub const FIELD_KINDS: &[&str] = &[
-    "text",
-    "date",
-    "deadline",
-    "bool",
-    "integer",
-    "money",
-    "phone",
-    "email",
-    "credit_code",
-    "id_number",
-    "postcode",
-    "region_code",
-    "destination",
-];
+/// The field kinds the engine itself knows, beside the domain validators'
+/// ([`crate::domain::KINDS`], which check every other kind): `deadline` needs the clock,
+/// and `destination` is a registration under a destination category of the reference
+/// data (`{ "category": "11", "fields": { … } }`).
+pub const FIELD_KINDS: &[&str] = &["deadline", "destination"];
+
+/// Whether a form field may have `kind`.
+pub fn known_field_kind(kind: &str) -> bool {
+    FIELD_KINDS.contains(&kind) || crate::domain::known_kind(kind)
+}
 
 /// The names an expression may use: the case's parties, its data, the input being
 /// submitted, the definition's params, the actor, the state, the documents counted by
@@ -261,14 +253,19 @@ impl Checker<'_> {
                 ),
             );
         }
-        if !FIELD_KINDS.contains(&raw.kind.as_str()) {
+        if !known_field_kind(&raw.kind) {
             self.problem(
                 &span,
                 format!(
                     "field `{}` has unknown kind `{}`; known kinds: {}",
                     raw.name,
                     raw.kind,
-                    FIELD_KINDS.join(", ")
+                    crate::domain::KINDS
+                        .iter()
+                        .chain(FIELD_KINDS)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
