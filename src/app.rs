@@ -82,6 +82,7 @@ impl App {
             engine: self.engine.clone(),
             keys: self.keys.clone(),
             max_upload_bytes: self.config.max_upload_bytes,
+            verify_per_minute: self.config.verify_per_minute,
             limits: crate::http::edge::Limits {
                 request_timeout: self.config.request_timeout(),
             },

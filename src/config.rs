@@ -115,6 +115,9 @@ pub struct Overrides {
         value_name = "SECONDS"
     )]
     pub header_read_timeout_secs: Option<String>,
+    /// Agreement verifications one client address may ask for per minute; more get 429 [default: 30]
+    #[arg(long, env = "GRADSIGN_VERIFY_PER_MINUTE", global = true, value_name = "COUNT")]
+    pub verify_per_minute: Option<String>,
 }
 
 /// The shortest JWT secret accepted: HS256 keys shorter than the hash (32 bytes) are
@@ -153,6 +156,8 @@ pub struct Config {
     /// Longest a client may take to send its request line and headers; the connection
     /// is closed after it (15 s). Also closes idle keep-alive connections.
     pub header_read_timeout_secs: u64,
+    /// Agreement verifications one client address may ask for per minute (30).
+    pub verify_per_minute: u32,
     /// SMTP server; `None`: `.eml` files under `{data_dir}/outbox`.
     pub smtp_host: Option<String>,
     pub smtp_port: u16,
@@ -191,6 +196,7 @@ impl Default for Config {
             max_upload_bytes: 10 * 1024 * 1024,
             request_timeout_secs: 60,
             header_read_timeout_secs: 15,
+            verify_per_minute: 30,
             smtp_host: None,
             smtp_port: 587,
             smtp_security: "starttls".into(),
@@ -221,6 +227,7 @@ impl fmt::Debug for Config {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("verify_per_minute", &self.verify_per_minute)
             .field("smtp_host", &self.smtp_host)
             .field("smtp_port", &self.smtp_port)
             .field("smtp_security", &self.smtp_security)
@@ -377,6 +384,13 @@ impl Config {
         }
         if let Some(v) = text(&o.header_read_timeout_secs) {
             self.header_read_timeout_secs = seconds("GRADSIGN_HEADER_READ_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = text(&o.verify_per_minute) {
+            self.verify_per_minute = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| env_error("GRADSIGN_VERIFY_PER_MINUTE", "expected a whole number, at least 1"))?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use support::{Backend, TestApp, current_document, pdf_page_text, spawn_app};
 on_both_backends!(
     confirming_renders_a_preview_and_approval_the_final_agreement,
     a_name_the_fonts_cannot_print_fails_the_render_visibly,
+    the_school_date_appears_when_the_school_approves_not_when_it_returns,
     amended_terms_give_a_new_document_and_keep_the_old,
 );
 
@@ -271,4 +272,52 @@ async fn amended_terms_give_a_new_document_and_keep_the_old(backend: Backend) {
         number,
         "an amendment keeps the number"
     );
+}
+
+/// Page 2 of the current PDF in `slot`, once rendered; `None` without pdftotext outside CI.
+async fn page_two(app: &TestApp, case: &str, slot: &str) -> Option<String> {
+    let list = app.wait_for_render(case, slot, "done").await;
+    let doc = current_document(&list, slot, 0).unwrap().clone();
+    let (status, pdf) = app.download(&doc, &app.admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    pdf_page_text(&pdf, 2)
+}
+
+async fn the_school_date_appears_when_the_school_approves_not_when_it_returns(backend: Backend) {
+    use gradsign::clock::Clock;
+    let Some(app) = app(backend).await else { return };
+    let case = submitted_case(&app, "S1").await;
+    let s1 = app.student("S1");
+    app.wait_for_render(&case, "agreement_preview", "done").await;
+    let returned = app
+        .fire(
+            &case,
+            "return",
+            &app.reviewer(),
+            json!({ "review": { "reason": "请补充试用期工资" } }),
+        )
+        .await;
+    assert_eq!(returned.status, StatusCode::OK, "{}", returned.body);
+    for step in ["resign", "confirm"] {
+        let r = app.fire(&case, step, &s1, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    // Every step happened today: the employer's and the student's blocks carry today's
+    // date; the school only returned the agreement, so its block has none.
+    let today = app
+        .clock
+        .now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y年%-m月%-d日")
+        .to_string();
+    let Some(preview) = page_two(&app, &case, "agreement_preview").await else {
+        return;
+    };
+    assert_eq!(preview.matches(&today).count(), 2, "{preview}");
+    let approved = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let Some(final_copy) = page_two(&app, &case, "agreement").await else {
+        return;
+    };
+    assert_eq!(final_copy.matches(&today).count(), 3, "{final_copy}");
 }

@@ -29,6 +29,8 @@ fn common() -> Value {
         "student_name": "张三",
         "employer_name": "华为技术有限公司",
         "school_name": "北京大学",
+        "platform_name": "就业签约平台",
+        "recipient_role": "student",
     })
 }
 
@@ -49,8 +51,8 @@ fn samples() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         ),
         (
             "invitation_expiring",
-            with(json!({"position": "软件开发工程师", "deadline": "2025-06-30 17:00", "hours_left": 20})),
-            vec!["华为技术有限公司", "2025-06-30 17:00", "20 小时", "20 hours", url],
+            with(json!({"position": "软件开发工程师", "deadline": "2025-06-30 17:00", "hours_left": 5})),
+            vec!["华为技术有限公司", "2025-06-30 17:00", "5 小时", "5 hours", url],
         ),
         (
             "invitation_expired",
@@ -92,7 +94,7 @@ fn samples() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         (
             "daily_digest",
             json!({
-            "recipient_name": "李明", "school_name": "北京大学", "count": 2,
+            "recipient_name": "李明", "school_name": "北京大学", "count": 2, "platform_name": "就业签约平台", "recipient_role": "school_reviewer",
             "queue_url": "https://jy.example.edu.cn/reviews",
             "cases": [
                 {"student_name": "张三", "workflow_title": "线上签约", "waiting_since": "2025-06-01 09:30", "case_url": "https://jy.example.edu.cn/cases/1"},
@@ -219,6 +221,47 @@ fn common_keys_are_required_where_printed() {
         assert!(
             matches!(&err, MailError::MissingVariable { variable, .. } if variable == key),
             "{key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn durations_are_rounded_the_way_a_person_says_them() {
+    let t = templates();
+    let expiring = |hours: f64| {
+        let ctx = with(json!({"position": "工程师", "deadline": "2025-06-30 17:00", "hours_left": hours}));
+        t.render("invitation_expiring", &ctx).unwrap().text
+    };
+    for (hours, zh, en) in [
+        (0.5, "不到 1 小时", "less than an hour"),
+        (1.2, "1 小时", "1 hour"),
+        (5.6, "6 小时", "6 hours"),
+        (19.4, "19 小时", "19 hours"),
+        (23.98, "1 天", "1 day"),
+        (36.0, "2 天", "2 days"),
+        (71.0, "3 天", "3 days"),
+    ] {
+        let text = expiring(hours);
+        assert!(text.contains(&format!("约 {zh}")), "{hours}: {text}");
+        assert!(text.contains(&format!("about {en}.")), "{hours}: {text}");
+    }
+}
+
+#[test]
+fn school_staff_are_asked_to_review_and_pointed_to_the_platform() {
+    let t = templates();
+    let ctx = |role: &str| with(json!({"agreement_number": "2025-10212-000001", "recipient_role": role}));
+    let reviewer = t.render("agreement_confirmed", &ctx("school_reviewer")).unwrap();
+    let employer = t.render("agreement_confirmed", &ctx("employer")).unwrap();
+    for body in [&reviewer.text, &reviewer.html] {
+        assert!(body.contains("等待您审核") && !body.contains("另行通知"), "{body}");
+        assert!(body.contains("平台管理员") && !body.contains("就业指导中心"), "{body}");
+        assert!(body.contains("本邮件由就业签约平台自动发送"), "{body}");
+    }
+    for body in [&employer.text, &employer.html] {
+        assert!(
+            body.contains("另行通知") && body.contains("北京大学就业指导中心"),
+            "{body}"
         );
     }
 }

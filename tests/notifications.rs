@@ -22,6 +22,9 @@ on_both_backends!(
     a_mail_refused_for_good_is_visible_and_can_be_resent,
 );
 
+/// The deployment's platform name, configured as the sender's display name.
+const PLATFORM: &str = "龙江省高校毕业生就业网";
+
 async fn app(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await.unwrap();
     let smtp = sink.smtp_config();
@@ -30,6 +33,7 @@ async fn app(backend: Backend) -> Option<(TestApp, SmtpSink)> {
         c.smtp_port = smtp.port;
         c.smtp_security = "none".into();
         c.base_url = Some("https://jy.example.edu.cn".into());
+        c.mail_from = format!("{PLATFORM} <no-reply@jy.example.edu.cn>");
     })
     .await?;
     app.seed().await;
@@ -116,6 +120,12 @@ async fn the_expiring_reminder_goes_out_once_at_its_time(backend: Backend) {
     assert_eq!(to, "s2@students.example.edu.cn");
     assert!(subject.contains("即将") || subject.contains("expire"), "{subject}");
     assert!(text.contains("松花江数据科技有限公司"));
+    // 23 hours and some minutes are left: a person says "about a day".
+    assert!(text.contains("约 1 天") && text.contains("about 1 day"), "{text}");
+    assert!(!text.contains("23 小时"), "{text}");
+    // The footer names the deployment's platform and sends the student to the school's office.
+    assert!(text.contains(&format!("本邮件由{PLATFORM}自动发送")), "{text}");
+    assert!(text.contains("请联系北方理工大学就业指导中心"), "{text}");
     sweep(&app).await;
     app.sweep_through_worker().await;
     assert_eq!(app.mails("invitation_expiring").await.len(), 1, "once");
@@ -163,6 +173,23 @@ async fn an_overdue_review_is_reminded_then_escalated(backend: Backend) {
             .iter()
             .any(|m| m.0 == "review@nit.example.edu.cn" && m.1.contains("协议")),
         "{before:?}"
+    );
+    // The reviewers are asked to review; only the employer is told the result will follow.
+    // School staff are pointed to the platform, not told to contact their own office.
+    let to_reviewer = &before.iter().find(|m| m.0 == "review@nit.example.edu.cn").unwrap().2;
+    assert!(
+        to_reviewer.contains("等待您审核") && !to_reviewer.contains("另行通知"),
+        "{to_reviewer}"
+    );
+    assert!(!to_reviewer.contains("will be notified"), "{to_reviewer}");
+    assert!(
+        to_reviewer.contains("请联系平台管理员") && !to_reviewer.contains("请联系北方理工大学就业指导中心"),
+        "{to_reviewer}"
+    );
+    let to_employer = &before.iter().find(|m| m.0.starts_with("hr@")).unwrap().2;
+    assert!(
+        to_employer.contains("另行通知") && to_employer.contains("就业指导中心"),
+        "{to_employer}"
     );
     app.clock.advance(Days::hours(49));
     assert_eq!(sweep(&app).await, 1);

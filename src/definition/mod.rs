@@ -103,7 +103,7 @@ impl fmt::Display for Role {
 }
 
 /// A message shown to people, in both languages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub zh: String,
     pub en: String,
@@ -234,9 +234,11 @@ impl DocumentRule {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgreementStatus {
-    /// Not (yet) approved: generated, under review, returned.
+    /// Not (yet) approved: generated, being signed or under review.
     #[default]
     Pending,
+    /// Sent back by the school: not in force until it is submitted and approved again.
+    Returned,
     /// Approved and binding.
     InForce,
     /// Ended by termination (解约).
@@ -246,8 +248,9 @@ pub enum AgreementStatus {
 }
 
 impl AgreementStatus {
-    pub const ALL: [AgreementStatus; 4] = [
+    pub const ALL: [AgreementStatus; 5] = [
         AgreementStatus::Pending,
+        AgreementStatus::Returned,
         AgreementStatus::InForce,
         AgreementStatus::Terminated,
         AgreementStatus::Void,
@@ -256,6 +259,7 @@ impl AgreementStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             AgreementStatus::Pending => "pending",
+            AgreementStatus::Returned => "returned",
             AgreementStatus::InForce => "in_force",
             AgreementStatus::Terminated => "terminated",
             AgreementStatus::Void => "void",

@@ -84,10 +84,13 @@ pub struct RenderView {
     pub updated_at: String,
 }
 
-/// What `/verify/{number}` tells anyone: only the minimal facts.
+/// What `/verify/{number}` tells anyone: only the minimal facts — the parties' names, the
+/// day it was issued and what the agreement is now, in Chinese and English.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub number: String,
+    /// Whether the platform issued this number with this code. An unknown number and a wrong
+    /// code give the same answer.
     pub genuine: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub student_name: Option<String>,
@@ -97,11 +100,22 @@ pub struct Verification {
     pub issued_on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// What the agreement is now: `pending` (not yet approved), `in_force`, `terminated`
-    /// (解约) or `void`. A genuine number is not an agreement in force.
+    /// What the agreement is now, from its case's state: `pending`, `returned` (by the
+    /// school), `in_force`, `terminated` (解约) or `void`. A genuine number is not an
+    /// agreement in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub agreement: Option<AgreementStatus>,
+    /// What the copy that was scanned is: `pending` (being signed), `awaiting_review`,
+    /// `returned`, `in_force`, `superseded` (the terms were amended after this copy was made:
+    /// the QR code's `v` names the copy), `terminated` or `void`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The day (Asia/Shanghai) the status began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The status in words, Chinese and English (also for a number that is not genuine).
+    pub message: crate::definition::Message,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_force: Option<bool>,
     /// The day the termination took effect (Asia/Shanghai), for a terminated agreement.
@@ -139,7 +153,9 @@ impl Engine {
         let Some(template) = rule.as_ref().and_then(|r| r.template.clone()) else {
             return Err(StoreError::Corrupt(format!("slot {slot} of {} has no template", def.name)).into());
         };
-        let doc = self.agreement_doc(&mut tx, &row, template.preview).await?;
+        let doc = self
+            .agreement_doc(&mut tx, &row, template.preview, case_version)
+            .await?;
         tx.rollback().await?;
         let renderer = self
             .renderer
@@ -258,7 +274,7 @@ impl Engine {
             what: "case",
             id: case_id.into(),
         })?;
-        let doc = self.agreement_doc(&mut tx, &row, preview).await?;
+        let doc = self.agreement_doc(&mut tx, &row, preview, row.version).await?;
         tx.rollback().await?;
         let renderer = self
             .renderer
@@ -274,6 +290,7 @@ impl Engine {
         tx: &mut crate::store::Tx,
         row: &crate::store::CaseRow,
         preview: bool,
+        version: i64,
     ) -> Result<AgreementDoc> {
         let data = row.data_json()?;
         let parties = self.parties_of(tx, row).await?;
@@ -284,8 +301,16 @@ impl Engine {
             }
             Value::Object(out)
         };
-        let history = tx.history(&row.id).await?;
+        // The signing record of the version the render was asked for: a late job does not
+        // print what happened after it (an approval into a preview made at confirmation).
+        let mut history = tx.history(&row.id).await?;
+        history.retain(|h| h.seq <= version);
         let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let in_force = |state: Option<&str>| {
+            state
+                .and_then(|s| def.state(s))
+                .is_some_and(|s| s.agreement == AgreementStatus::InForce)
+        };
         let name = super::party_name;
         let employer_name = parties.employer_name(&data);
         // Who, in the agreement's own terms (甲方, 乙方, 丙方), and the transition's Chinese title.
@@ -307,6 +332,11 @@ impl Engine {
                 .transition(&h.transition)
                 .map(|t| t.title.split(" / ").next().unwrap_or_default().to_string());
             signing.push(json!({ "who": who, "action": title.unwrap_or_else(|| h.transition.clone()), "at": local(h.at).format("%Y-%m-%d %H:%M").to_string() }));
+            // The school signs by approving: its date is the day the agreement came into
+            // force, never the day of a return or of another step it took.
+            if side == "school" && !(in_force(Some(&h.to_state)) && !in_force(h.from_state.as_deref())) {
+                continue;
+            }
             dates.insert(
                 side.to_string(),
                 json!(local(h.at).format("%Y年%-m月%-d日").to_string()),
@@ -337,7 +367,11 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let verify_url = format!("{}/api/v1/verify/{number}?code={code}", self.settings.base_url);
+        // `v` names this copy, so a scan can tell whether it was superseded by an amendment.
+        let verify_url = format!(
+            "{}/api/v1/verify/{number}?code={code}&v={}",
+            self.settings.base_url, row.version
+        );
         Ok(AgreementDoc {
             number,
             verification_code: code,
@@ -547,8 +581,24 @@ impl Engine {
         Ok(self.finish(tx, &def, new_row, actor, None, 200).await?.body)
     }
 
-    /// Whether an agreement number and code are genuine, with minimal facts.
-    pub async fn verify(&self, number: &str, code: &str) -> Result<Verification> {
+    /// Counts one request of `client` to a limited endpoint (`what`) and says how many
+    /// seconds it must wait when it made more than `per_minute` this minute. Counted in the
+    /// database, so every process shares the count.
+    pub async fn rate_limited(&self, what: &str, client: &str, per_minute: u32) -> Result<Option<u64>> {
+        const MINUTE_MS: i64 = 60_000;
+        let now = millis(self.now());
+        let window = now - now.rem_euclid(MINUTE_MS);
+        let mut tx = self.db.begin().await?;
+        let hits = tx
+            .rate_hit(&format!("{what}:{client}"), window, window - MINUTE_MS)
+            .await?;
+        tx.commit().await?;
+        Ok((hits > i64::from(per_minute)).then(|| ((window + MINUTE_MS - now) as u64).div_ceil(1000).max(1)))
+    }
+
+    /// Whether an agreement number and code are genuine, with minimal facts. `copy` is the
+    /// case version a printed copy was rendered from (the QR code's `v`), if known.
+    pub async fn verify(&self, number: &str, code: &str, copy: Option<i64>) -> Result<Verification> {
         let mut tx = self.db.read().await?;
         let found = tx.agreement(number).await?;
         let not_genuine = Verification {
@@ -559,6 +609,12 @@ impl Engine {
             issued_on: None,
             state: None,
             agreement: None,
+            status: None,
+            since: None,
+            message: crate::definition::Message {
+                zh: "未找到该编号与核验码对应的协议书，请核对后重试".into(),
+                en: "no agreement with this number and code; check both and try again".into(),
+            },
             in_force: None,
             terminated_on: None,
         };
@@ -575,6 +631,19 @@ impl Engine {
         let parties = self.parties_of(&mut tx, &row).await?;
         let data = row.data_json()?;
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        let history = tx.history(&row.id).await?;
+        // A copy is superseded when the rendering it came from was replaced by a newer one
+        // (the terms changed and the agreement was rendered again).
+        let superseded_at = match copy {
+            Some(v) => tx
+                .documents(&row.id)
+                .await?
+                .into_iter()
+                .filter(|d| d.page == 0 && d.case_version == v && d.added_by == "system")
+                .filter_map(|d| d.replaced_at)
+                .min(),
+            None => None,
+        };
         tx.rollback().await?;
         let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
         let day = |ms: i64| {
@@ -584,7 +653,24 @@ impl Engine {
                 .to_string()
         };
         let state = def.state(&row.state);
-        let status = state.map(|s| s.agreement).unwrap_or_default();
+        let agreement_of = |s: &str| def.state(s).map(|s| s.agreement).unwrap_or_default();
+        let status = agreement_of(&row.state);
+        // The status began when the case last moved into it from a state of another status.
+        let began = history
+            .iter()
+            .rev()
+            .find(|h| {
+                agreement_of(&h.to_state) == status && h.from_state.as_deref().is_none_or(|f| agreement_of(f) != status)
+            })
+            .map_or(row.state_entered_at, |h| h.at);
+        let (copy_status, since) = match status {
+            AgreementStatus::Terminated | AgreementStatus::Void => (status.as_str(), day(began)),
+            _ if superseded_at.is_some() => ("superseded", day(superseded_at.unwrap_or_default())),
+            AgreementStatus::Pending if state.is_some_and(|s| s.review) => {
+                ("awaiting_review", day(row.state_entered_at))
+            }
+            _ => (status.as_str(), day(began)),
+        };
         Ok(Verification {
             number: number.into(),
             genuine: true,
@@ -597,10 +683,50 @@ impl Engine {
             issued_on: Some(day(issued_at)),
             state: Some(state.map(|s| s.title.clone()).unwrap_or(row.state.clone())),
             agreement: Some(status),
-            in_force: Some(status == AgreementStatus::InForce),
+            message: status_message(copy_status, &since),
+            status: Some(copy_status.to_string()),
+            since: Some(since),
+            in_force: Some(status == AgreementStatus::InForce && superseded_at.is_none()),
             terminated_on: (status == AgreementStatus::Terminated).then(|| day(row.state_entered_at)),
         })
     }
+}
+
+/// What a verified agreement is, in words a person scanning its QR code understands.
+fn status_message(status: &str, since: &str) -> crate::definition::Message {
+    let (zh, en) = match status {
+        "pending" => (
+            "协议书已生成，正在签署，尚未提交学校审核，未生效".to_string(),
+            "the agreement is being signed and has not been submitted to the school; it is not in force".to_string(),
+        ),
+        "awaiting_review" => (
+            format!("协议书已于 {since} 提交学校审核，尚未生效"),
+            format!(
+                "the agreement was submitted to the school on {since} and awaits its review; it is not yet in force"
+            ),
+        ),
+        "returned" => (
+            format!("协议书已于 {since} 被学校退回，未生效"),
+            format!("the school returned the agreement on {since}; it is not in force"),
+        ),
+        "in_force" => (
+            format!("协议书已经学校审核通过，自 {since} 起生效"),
+            format!("the school approved the agreement; it has been in force since {since}"),
+        ),
+        "superseded" => (
+            format!("此份协议书已于 {since} 被修改后的版本取代，请以最新版本为准"),
+            format!("this copy was superseded by an amended version on {since}; only the latest version counts"),
+        ),
+        "terminated" => (
+            format!("协议书已于 {since} 解约，不再有效"),
+            format!("the agreement was terminated on {since}; it is no longer in force"),
+        ),
+        _ => (
+            "协议书已作废，未曾生效".to_string(),
+            "the agreement is void; it never took effect".to_string(),
+        ),
+    };
+    crate::definition::Message { zh, en }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

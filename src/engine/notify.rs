@@ -35,6 +35,12 @@ fn local(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// A span in hours with its minutes as a fraction (never negative): the templates round it
+/// the way a person says it, so 23 h 59 min reads "1 天", not "23 小时".
+fn hours(span: chrono::TimeDelta) -> f64 {
+    (span.num_minutes().max(0) as f64 / 60.0 * 100.0).round() / 100.0
+}
+
 /// Someone a mail goes to.
 struct Recipient {
     id: String,
@@ -146,7 +152,7 @@ impl Engine {
         {
             let deadline = deadline.with_timezone(&Utc);
             ctx.insert("deadline".into(), json!(local(deadline)));
-            ctx.insert("hours_left".into(), json!((deadline - self.now()).num_hours().max(0)));
+            ctx.insert("hours_left".into(), json!(hours(deadline - self.now())));
         }
         let reason = data
             .pointer("/review/reason")
@@ -161,7 +167,7 @@ impl Engine {
         ctx.insert("data".into(), data.clone());
         let entered = from_millis(row.state_entered_at);
         ctx.insert("submitted_at".into(), json!(local(entered)));
-        ctx.insert("waited_hours".into(), json!((self.now() - entered).num_hours().max(0)));
+        ctx.insert("waited_hours".into(), json!(hours(self.now() - entered)));
         Ok(ctx)
     }
 
@@ -208,6 +214,13 @@ impl Engine {
         ctx: Value,
     ) -> Result<()> {
         let now = self.now();
+        // Every mail says who sent it and is worded for its reader's role.
+        let mut ctx = ctx;
+        if let Some(ctx) = ctx.as_object_mut() {
+            let platform = self.mail.as_ref().map(|m| m.mailer.sender_name()).unwrap_or_default();
+            ctx.insert("platform_name".into(), json!(platform));
+            ctx.insert("recipient_role".into(), json!(role.as_str()));
+        }
         let email = EmailRow {
             id: Uuid::now_v7().to_string(),
             key: key.to_string(),

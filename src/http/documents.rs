@@ -293,22 +293,53 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 pub struct VerifyQuery {
     /// The verification code printed beside the number.
     pub code: String,
+    /// The case version the scanned copy was rendered from (the QR code carries it), so the
+    /// answer can say whether that copy was superseded by an amendment.
+    pub v: Option<i64>,
 }
 
-/// Whether an agreement is genuine (no login): only the parties' names, the date and the state.
+/// Whether an agreement is genuine (no login): only the parties' names, the date and what
+/// the agreement is now. Limited per client address (`GRADSIGN_VERIFY_PER_MINUTE`).
 #[utoipa::path(get, path = "/api/v1/verify/{number}", operation_id = "verify_agreement", tag = "documents",
     params(("number" = String, Path, description = "the agreement number, e.g. `2026-10212-000001-A`"), VerifyQuery),
-    responses((status = 200, body = Verification, description = "whether the number and code are genuine"),
-        (status = 422, body = Problem, description = "the code is missing")))]
+    responses((status = 200, body = Verification, description = "whether the number and code are genuine, and what the agreement is now"),
+        (status = 422, body = Problem, description = "the code is missing"),
+        (status = 429, body = Problem, description = "too many verifications from this address this minute; `Retry-After` says when to try again",
+            headers(("Retry-After" = u64, description = "seconds to wait")))))]
 pub async fn verify(
     State(state): State<AppState>,
+    client: Option<axum::Extension<super::server::ClientAddr>>,
     Path(number): Path<String>,
     query: Result<Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Verification>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(q) = query.map_err(|_| {
         ApiError::invalid(vec![
-            FieldError::new("required", "请提供核验码 code", "the code is required").with_field("code"),
+            FieldError::new(
+                "required",
+                "请提供核验码 code（及可选的版本 v，整数）",
+                "the code is required (and v, if given, is a whole number)",
+            )
+            .with_field("code"),
         ])
     })?;
-    Ok(Json(state.engine.verify(&number, &q.code).await?))
+    let client = client.map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    if let Some(wait) = state
+        .engine
+        .rate_limited("verify", &client, state.verify_per_minute)
+        .await?
+    {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("too many verifications from this address; try again in {wait} s"),
+            format!("核验过于频繁，请 {wait} 秒后再试"),
+        )
+        .with_extra(serde_json::json!({ "retry_after": wait }))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
+        return Ok(response);
+    }
+    Ok(Json(state.engine.verify(&number, &q.code, q.v).await?).into_response())
 }

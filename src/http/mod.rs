@@ -33,6 +33,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub max_upload_bytes: usize,
     pub limits: edge::Limits,
+    /// Verifications one client address may ask for per minute.
+    pub verify_per_minute: u32,
 }
 
 /// The largest JSON body accepted.

@@ -23,8 +23,20 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
 };
+use tower::ServiceExt;
 
 use super::edge::CONTENT_SECURITY_POLICY;
+
+/// The address of the client at the other end of a request's connection (the peer: behind a
+/// reverse proxy, the proxy's address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// What hyper buffers of a request head before it answers `431` itself. Loose (a head
 /// that arrives in one read may exceed it); `edge::MAX_HEADER_BYTES` is the exact limit.
@@ -49,9 +61,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait for some to close.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -61,7 +73,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Every request knows the address it came from (per-client rate limits).
+        let client = ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(client);
+                request
+            },
+        ));
         let connection = builder.serve_connection(TokioIo::new(ProblemIo::new(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

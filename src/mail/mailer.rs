@@ -99,6 +99,16 @@ impl Mailer {
     /// Sends one message to all of `to` (display name, address). `message_id` is the engine's
     /// key for this logical send; resending with the same key yields the same `Message-ID` (and
     /// overwrites the same outbox file).
+    /// The sender's display name (the deployment's platform name, from `GRADSIGN_MAIL_FROM`),
+    /// or its address when the setting gives none; every mail's footer names it.
+    pub fn sender_name(&self) -> String {
+        let from = &self.sender.from;
+        from.name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| from.email.to_string())
+    }
+
     pub async fn send(&self, to: &[(String, String)], mail: &RenderedMail, message_id: &str) -> Result<(), MailError> {
         let message = self.sender.build(to, mail, message_id)?;
         match &self.transport {

@@ -182,7 +182,20 @@ impl Renderer {
             standards: self.standards.clone(),
             ..PdfOptions::default()
         };
-        typst_pdf::pdf(document, &options).map_err(|errors| RenderError::Pdf(join_messages(&errors)))
+        let mut pdf = typst_pdf::pdf(document, &options).map_err(|errors| RenderError::Pdf(join_messages(&errors)))?;
+        blank_default_suspects(&mut pdf);
+        Ok(pdf)
+    }
+}
+
+/// The mark-info entry `/Suspects false` states the default (ISO 32000-2, 14.7.1), and
+/// poppler (Debian 12's `pdfinfo` among its readers) reports it as "Syntax Error: Suspects
+/// object is wrong type (boolean)". Blanking it with as many spaces keeps every byte offset
+/// (the cross-reference table stays right) and means the same.
+fn blank_default_suspects(pdf: &mut [u8]) {
+    const ENTRY: &[u8] = b"/Suspects false";
+    if let Some(at) = pdf.windows(ENTRY.len()).position(|w| w == ENTRY) {
+        pdf[at..at + ENTRY.len()].fill(b' ');
     }
 }
 

@@ -12,6 +12,7 @@ mod emails;
 mod idempotency;
 mod jobs;
 mod parties;
+mod rate_limits;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
