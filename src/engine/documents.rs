@@ -334,7 +334,8 @@ impl Engine {
             signing.push(json!({ "who": who, "action": title.unwrap_or_else(|| h.transition.clone()), "at": local(h.at).format("%Y-%m-%d %H:%M").to_string() }));
             // The school signs by approving: its date is the day the agreement came into
             // force, never the day of a return or of another step it took.
-            if side == "school" && !(in_force(Some(&h.to_state)) && !in_force(h.from_state.as_deref())) {
+            let approval = in_force(Some(&h.to_state)) && !in_force(h.from_state.as_deref());
+            if side == "school" && !approval {
                 continue;
             }
             dates.insert(
