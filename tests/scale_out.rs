@@ -195,7 +195,8 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Two HTTP-only `serve` processes and one `worker`, each with its own data folder, on
 /// one database: every agreement the worker renders downloads through both HTTP
-/// processes, byte for byte the same, and no process keeps a document on its own disk.
+/// processes, byte for byte the same, as does a file uploaded through one of them; and
+/// no process keeps a document on its own disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_rendered_by_a_worker_download_through_every_http_process() {
     let Some(db) = PgDatabase::create().await else {
@@ -312,6 +313,37 @@ async fn documents_rendered_by_a_worker_download_through_every_http_process() {
             );
             assert_eq!(bytes_a.len() as i64, doc["size"].as_i64().unwrap());
         }
+    }
+
+    // An upload through one HTTP process reads back through the other.
+    let s3 = token(Role::Student, Some("S3"), Some(SCHOOL));
+    let registration = a
+        .post(
+            "/api/v1/cases",
+            &s3,
+            json!({ "workflow": "destination_registration", "input": {} }),
+        )
+        .await;
+    let case = registration["id"].as_str().unwrap();
+    let proof = support::pdf("admission letter, uploaded through the first process");
+    let form = reqwest::multipart::Form::new().text("slot", "proof").part(
+        "file",
+        reqwest::multipart::Part::bytes(proof.clone()).file_name("admission.pdf"),
+    );
+    let uploaded = a
+        .client
+        .post(format!("{}/api/v1/cases/{case}/documents", a.base))
+        .bearer_auth(&s3)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::OK, "{}", uploaded.text().await.unwrap());
+    let list = b.get(&format!("/api/v1/cases/{case}/documents"), &admin).await;
+    let doc = support::current_document(&list, "proof", 0).expect("the upload is listed");
+    for via in [&b, &a] {
+        let (status, bytes) = via.bytes(doc["url"].as_str().unwrap(), &admin).await;
+        assert_eq!((status, &bytes), (StatusCode::OK, &proof), "{doc}");
     }
 
     // The documents are in the database; no machine kept one in its own folder.
