@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `worker`, `workflows check|graph`, `demo`,
-//! `dev-token` and `render`.
+//! `dev-token`, `render` and `migrate-blobs`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -59,6 +59,10 @@ enum Command {
     /// Seed a demo school, students and employers, and print shell lines with a token for
     /// each person (`eval "$(gradsign demo)"`); running it again changes nothing.
     Demo,
+    /// Move the documents in the data folder's `blobs/` into the PostgreSQL database,
+    /// where every process reads them (run once on each machine that kept documents;
+    /// running it again moves nothing).
+    MigrateBlobs,
     /// Print a bearer token for local use, signed with the configured secret.
     DevToken {
         /// student, employer, school_reviewer, school_admin or platform_admin
@@ -113,6 +117,7 @@ pub fn main() -> ExitCode {
             out,
         } => render(config, sample, case, preview, &out),
         Command::Demo => demo(config),
+        Command::MigrateBlobs => migrate_blobs(config),
         Command::Serve { no_workers } => run(config, true, !no_workers),
         Command::Worker => run(config, false, true),
     }
@@ -182,6 +187,45 @@ fn demo(config: Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("gradsign demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate_blobs(config: Config) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let folder = crate::store::blobs::Blobs::new(config.data_dir.join("blobs"));
+    let result = runtime.block_on(async {
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let db = &app.engine.db;
+        let done = db.migrate_blobs(&folder, crate::store::millis(app.engine.now())).await;
+        db.close().await;
+        anyhow::Ok(done?)
+    });
+    match result {
+        Ok(None) => {
+            println!(
+                "SQLite keeps documents in {}; nothing to move (documents move into the database on PostgreSQL)",
+                folder.root().display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Some(done)) => {
+            println!(
+                "moved {} documents into the database ({} were there already); {} files left in {} (their content does not match their name)",
+                done.moved,
+                done.already,
+                done.left,
+                folder.root().display()
+            );
+            if done.left > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("gradsign migrate-blobs: {e:#}");
             ExitCode::FAILURE
         }
     }

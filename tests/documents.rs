@@ -16,6 +16,7 @@ on_both_backends!(
     a_name_the_fonts_cannot_print_fails_the_render_visibly,
     the_school_date_appears_when_the_school_approves_not_when_it_returns,
     amended_terms_give_a_new_document_and_keep_the_old,
+    a_late_render_of_an_older_version_marks_nothing_and_stores_nothing,
 );
 
 async fn app(backend: Backend) -> Option<TestApp> {
@@ -320,4 +321,94 @@ async fn the_school_date_appears_when_the_school_approves_not_when_it_returns(ba
         return;
     };
     assert_eq!(final_copy.matches(&today).count(), 3, "{final_copy}");
+}
+
+/// Renders are guarded by the case version they were asked for: once the case has moved
+/// on, a late job (or its result) for an earlier version neither marks the newer request
+/// done nor stores a document; the newer one does both, and nothing after marks it undone.
+async fn a_late_render_of_an_older_version_marks_nothing_and_stores_nothing(backend: Backend) {
+    let Some(app) = support::spawn_app_with(backend, |c| c.workers = false).await else {
+        return;
+    };
+    app.seed().await;
+    let engine = app.app.engine.clone();
+    let case = submitted_case(&app, "S3").await;
+    let render = |list: &Value| {
+        list["renders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["slot"] == "agreement_preview")
+            .cloned()
+            .unwrap()
+    };
+    let documents = || async {
+        app.get(&format!("/api/v1/cases/{case}/documents"), &app.admin())
+            .await
+            .body
+    };
+    let older = render(&documents().await)["case_version"].as_i64().unwrap();
+    let reason = json!({ "review": { "reason": "薪酬写法不规范" } });
+    assert_eq!(
+        app.fire(&case, "return", &app.reviewer(), reason).await.status,
+        StatusCode::OK
+    );
+    let terms = json!({ "terms": { "salary": "转正后每月 9,500 元" } });
+    assert_eq!(
+        app.fire(&case, "amend", &app.employer("E1"), terms).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.fire(&case, "resign", &app.student("S3"), json!({})).await.status,
+        StatusCode::OK
+    );
+    let confirmed = app.fire(&case, "confirm", &app.student("S3"), json!({})).await;
+    let newer = confirmed.body["version"].as_i64().unwrap();
+    let pending = render(&documents().await);
+    assert_eq!(
+        (pending["case_version"].as_i64(), pending["status"].as_str()),
+        (Some(newer), Some("pending"))
+    );
+
+    // The late result of the older request: refused by the guard.
+    let late = gradsign::store::RenderRow {
+        case_id: case.clone(),
+        slot: "agreement_preview".into(),
+        case_version: older,
+        status: "done".into(),
+        attempts: 1,
+        error: None,
+        updated_at: 0,
+    };
+    let mut tx = engine.db.begin().await.unwrap();
+    assert!(
+        !tx.set_render(&late).await.unwrap(),
+        "an older version's result changes nothing"
+    );
+    tx.commit().await.unwrap();
+    // The late job of the older request: renders nothing, stores nothing.
+    engine.render_job(&case, "agreement_preview", older, 3).await.unwrap();
+    let list = documents().await;
+    assert_eq!(render(&list)["status"], "pending", "{list}");
+    assert!(current_document(&list, "agreement_preview", 0).is_none(), "{list}");
+
+    // The newer request's job stores its document and marks it done, for good.
+    engine.render_job(&case, "agreement_preview", newer, 3).await.unwrap();
+    let list = documents().await;
+    assert_eq!(
+        (render(&list)["case_version"].as_i64(), render(&list)["status"].as_str()),
+        (Some(newer), Some("done"))
+    );
+    assert_eq!(
+        current_document(&list, "agreement_preview", 0).unwrap()["case_version"],
+        newer
+    );
+    let mut tx = engine.db.begin().await.unwrap();
+    let failed = gradsign::store::RenderRow {
+        case_version: newer,
+        status: "failed".into(),
+        ..late
+    };
+    assert!(!tx.set_render(&failed).await.unwrap(), "a done render stays done");
+    tx.commit().await.unwrap();
 }

@@ -167,6 +167,7 @@ async fn submitted(app: &TestApp, student: &str) -> String {
 async fn an_overdue_review_is_reminded_then_escalated(backend: Backend) {
     let Some((app, sink)) = app(backend).await else { return };
     let case = submitted(&app, "S1").await;
+    let version_in_review = app.case(&case, &app.admin()).await.body["version"].clone();
     let before = arrived(&sink, 3).await; // invitation, and agreement_confirmed to employer and reviewers
     assert!(
         before
@@ -216,24 +217,44 @@ async fn an_overdue_review_is_reminded_then_escalated(backend: Backend) {
     assert_eq!(row["case_id"], case.as_str());
     assert_eq!(row["level"], 1);
     assert!(row["waited_hours"].as_i64().unwrap() >= 5 * 24, "{row}");
-    let history = app.case(&case, &app.admin()).await.body["history"].clone();
+    // An event of the case, not a transition: no version, nothing in the history (which
+    // the agreement's signing record prints).
+    let view = app.case(&case, &app.admin()).await.body;
+    let events = view["events"].as_array().unwrap();
     assert!(
-        history
+        events
+            .iter()
+            .any(|e| e["event"] == "escalate:1" && e["to"] == json!(["school_admin"]) && e["resolved_at"].is_null()),
+        "{events:?}"
+    );
+    assert!(
+        view["history"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["transition"] == "escalate:1" && h["actor"] == "system")
+            .all(|h| h["actor"] != "system"),
+        "{}",
+        view["history"]
     );
+    assert_eq!(view["version"], version_in_review, "the escalation changed no version");
     assert_eq!(
         app.get("/api/v1/reviews/overdue", &app.student("S1")).await.status,
         StatusCode::FORBIDDEN
     );
 
-    // Reviewing resolves it.
-    assert_eq!(
-        app.fire(&case, "approve", &app.reviewer(), json!({})).await.status,
-        StatusCode::OK
-    );
+    // Reviewing resolves it, with the version the reviewer read before the escalation.
+    let approve = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/cases/{case}/transitions/approve"),
+            Some(&app.reviewer()),
+            Some(&json!({ "input": {} })),
+            &[("If-Match", &format!("\"{version_in_review}\""))],
+        )
+        .await;
+    assert_eq!(approve.status, StatusCode::OK, "{}", approve.body);
+    let events = app.case(&case, &app.admin()).await.body["events"].clone();
+    assert!(!events[0]["resolved_at"].is_null(), "{events}");
     assert!(
         app.get("/api/v1/reviews/overdue", &school_admin)
             .await

@@ -177,16 +177,17 @@ impl Engine {
                 tracing::warn!(case = %case_id, slot, attempts, error = %e, "render failed");
                 let status = if last { "failed" } else { "pending" };
                 let mut tx = self.db.begin().await?;
-                tx.set_render(&RenderRow {
-                    attempts,
-                    status: status.into(),
-                    error: Some(message.clone()),
-                    updated_at: millis(self.now()),
-                    ..current
-                })
-                .await?;
+                let still_wanted = tx
+                    .set_render(&RenderRow {
+                        attempts,
+                        status: status.into(),
+                        error: Some(message.clone()),
+                        updated_at: millis(self.now()),
+                        ..current
+                    })
+                    .await?;
                 tx.commit().await?;
-                if last {
+                if last || !still_wanted {
                     Ok(())
                 } else {
                     Err(StoreError::Queue(message).into())
@@ -225,10 +226,26 @@ impl Engine {
         let now_ms = millis(self.now());
         let mut hashes = Vec::new();
         let mut tx = self.db.begin().await?;
+        // First, and under the row's lock: a newer request for the slot (the case moved
+        // on while this one rendered) makes this render stale, and it stores nothing.
+        let current = tx
+            .set_render(&RenderRow {
+                case_id: row.id.clone(),
+                slot: slot.into(),
+                case_version: version,
+                status: "done".into(),
+                attempts,
+                error: None,
+                updated_at: now_ms,
+            })
+            .await?;
+        if !current {
+            tx.rollback().await?;
+            tracing::info!(case = %row.id, slot, version, "render superseded by a newer request; not stored");
+            return Ok(());
+        }
         for (page, content_type, file_name, bytes) in files {
-            let sha = blobs
-                .put(&bytes)
-                .map_err(|e| StoreError::Queue(format!("cannot store the document: {e}")))?;
+            let sha = tx.put_blob(&blobs, &bytes, now_ms).await?;
             tx.insert_document(&DocumentRow {
                 id: Uuid::now_v7().to_string(),
                 case_id: row.id.clone(),
@@ -247,16 +264,6 @@ impl Engine {
             hashes.push(sha);
         }
         tx.replace_documents(&row.id, slot, &hashes, now_ms).await?;
-        tx.set_render(&RenderRow {
-            case_id: row.id.clone(),
-            slot: slot.into(),
-            case_version: version,
-            status: "done".into(),
-            attempts,
-            error: None,
-            updated_at: now_ms,
-        })
-        .await?;
         tx.commit().await?;
         tracing::info!(case = %row.id, slot, version, "document rendered");
         Ok(())
@@ -419,7 +426,6 @@ impl Engine {
             id: id.into(),
         })?;
         let (row, def) = self.readable_case(&mut tx, &doc.case_id, actor).await?;
-        tx.rollback().await?;
         if !may_read(&def, &row.state, &doc.slot, actor) {
             return Err(Refusal::Guard(crate::definition::Message {
                 zh: "学校审核通过前只能查看预览，不能下载正式协议书".into(),
@@ -428,10 +434,16 @@ impl Engine {
             })
             .into());
         }
-        let bytes = self
-            .blobs()
-            .get(&doc.sha256)
-            .map_err(|e| StoreError::Corrupt(format!("document {id} content: {e}")))?;
+        let bytes = tx.blob(&self.blobs(), &doc.sha256).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "document {id}: no content {} in the {} document store \
+                 (documents written before they moved into PostgreSQL: run `gradsign migrate-blobs` \
+                 where they were written)",
+                doc.sha256,
+                self.db.backend()
+            ))
+        })?;
+        tx.rollback().await?;
         // Only a reader the transition names records the download: an administrator or a
         // reviewer opening the agreement has not handed it to the student (R11).
         let recorder = def
@@ -549,10 +561,7 @@ impl Engine {
             now,
         };
         let outcome = decide(&request)?;
-        let sha = self
-            .blobs()
-            .put(&upload.bytes)
-            .map_err(|e| StoreError::Queue(format!("cannot store the upload: {e}")))?;
+        let sha = tx.put_blob(&self.blobs(), &upload.bytes, millis(now)).await?;
         let new_row = self
             .apply(&mut tx, &def, Some(&row), &case, &outcome, actor, None, now)
             .await?;

@@ -174,6 +174,7 @@ impl Engine {
 
     /// Marks a render as pending and pushes the job that does it.
     async fn request_render(&self, tx: &mut Tx, row: &CaseRow, slot: &str, now_ms: i64) -> Result<()> {
+        // Always taken: the case's version only grows under its lock.
         tx.set_render(&crate::store::RenderRow {
             case_id: row.id.clone(),
             slot: slot.to_string(),

@@ -15,7 +15,7 @@ use crate::{
     definition::{Definition, Mail, Role},
     jobs::Job,
     mail::{Mailer, Templates},
-    store::{CaseRow, EmailRow, HistoryRow, PartyKind, StoreError, Tx, from_millis, millis},
+    store::{CaseRow, EmailRow, PartyKind, StoreError, Tx, from_millis, millis},
 };
 
 /// Templates and transport, loaded once.
@@ -247,8 +247,11 @@ impl Engine {
         Ok(())
     }
 
-    /// A mail timer came due on a case still in its state: send the reminder and, for
-    /// an escalation, record it in the history and the overdue list.
+    /// A mail timer came due on a case still in its state (the caller holds the case's
+    /// lock): send the reminder and, for an escalation, record it as an event of the
+    /// case and in the overdue list. An escalation moves nothing: it changes no case
+    /// version (a reviewer's `If-Match` still holds) and writes no history (the
+    /// agreement's signing record prints the history).
     pub(super) async fn remind(
         &self,
         tx: &mut Tx,
@@ -260,23 +263,6 @@ impl Engine {
         let def = self.definition_of(tx, &row.workflow_hash).await?;
         let data = row.data_json()?;
         if let Some(level) = mail.escalate {
-            let mut next = row.clone();
-            next.version += 1;
-            next.updated_at = millis(now);
-            tx.update_case(&next, row.version).await?;
-            tx.insert_history(&HistoryRow {
-                case_id: row.id.clone(),
-                seq: next.version,
-                transition: format!("escalate:{level}"),
-                from_state: Some(row.state.clone()),
-                to_state: row.state.clone(),
-                actor: "system".into(),
-                input: json!({ "level": level, "to": mail.to }).to_string(),
-                at: millis(now),
-                idempotency_key: None,
-                changes: None,
-            })
-            .await?;
             let to = mail.to.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
             tx.insert_escalation(&row.id, &row.state, i64::from(level), &to, &row.school_id, millis(now))
                 .await?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     Actor, CaseRef, Outcome, Parties, Refusal, Request, actions, decide, is_party,
-    view::{CaseSummary, CaseView, HistoryView, PartiesView, PartyRef, TimerView},
+    view::{CaseSummary, CaseView, EventView, HistoryView, PartiesView, PartyRef, TimerView},
 };
 use crate::{
     clock::SharedClock,
@@ -470,22 +470,30 @@ impl Engine {
     }
 
     /// Fires one timer if it is still due on a case still in its state.
+    ///
+    /// Locks the case before anything of its timers, as a transition does (which
+    /// cancels them under the case lock): one lock order, so the two cannot deadlock.
+    /// Every write to a timer row holds its case's lock, so the timer read again under
+    /// that lock is its latest word.
     pub async fn fire_timer(&self, timer_id: &str) -> Result<TimerFired> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let Some(timer) = tx.timer(timer_id).await? else {
+        let Some(peeked) = tx.timer(timer_id).await? else {
             return Ok(TimerFired::Stale);
         };
-        if timer.status != "pending" {
+        if peeked.status != "pending" {
             return Ok(TimerFired::Stale);
         }
-        if timer.due_at > millis(now) {
+        if peeked.due_at > millis(now) {
             return Ok(TimerFired::NotDue);
         }
         let row = tx
-            .lock_case(&timer.case_id)
+            .lock_case(&peeked.case_id)
             .await?
-            .ok_or_else(|| not_found("case", &timer.case_id))?;
+            .ok_or_else(|| not_found("case", &peeked.case_id))?;
+        let Some(timer) = tx.timer(timer_id).await?.filter(|t| t.status == "pending") else {
+            return Ok(TimerFired::Stale); // fired or cancelled while we waited for the case
+        };
         if row.state == timer.state
             && let Some(spec) = &timer.spec
         {
@@ -590,6 +598,19 @@ impl Engine {
                 at: from_millis(h.at).to_rfc3339(),
             })
             .collect();
+        let events = tx
+            .escalations_of(&row.id)
+            .await?
+            .into_iter()
+            .map(|e| EventView {
+                event: format!("escalate:{}", e.level),
+                state: e.state,
+                to: e.to_role.split(',').map(str::to_string).collect(),
+                actor: "system".into(),
+                at: from_millis(e.escalated_at).to_rfc3339(),
+                resolved_at: e.resolved_at.map(|t| from_millis(t).to_rfc3339()),
+            })
+            .collect();
         let timers = tx
             .timers_of(&row.id)
             .await?
@@ -628,6 +649,7 @@ impl Engine {
                 },
             },
             history,
+            events,
             timers,
             actions,
             created_at: from_millis(row.created_at).to_rfc3339(),

@@ -1,5 +1,5 @@
-//! What a reader sees of a case: its state, data, parties, history, pending timers and
-//! the reader's own actions. Built inside the transaction that read or changed it.
+//! What a reader sees of a case: its state, data, parties, history, events, pending
+//! timers and the reader's own actions. Built inside the transaction that read or changed it.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +23,9 @@ pub struct CaseView {
     pub data: Value,
     pub parties: PartiesView,
     pub history: Vec<HistoryView>,
+    /// What happened to the case without moving it (an overdue review escalated): no
+    /// version, nothing in the agreement's signing record.
+    pub events: Vec<EventView>,
     pub timers: Vec<TimerView>,
     /// What the caller may do now; disabled actions say why.
     pub actions: Vec<Action>,
@@ -56,6 +59,20 @@ pub struct HistoryView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
     pub at: String,
+}
+
+/// An event of a case: `escalate:n`, a review left too long escalated to level n.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub event: String,
+    /// The state the case was waiting in.
+    pub state: String,
+    /// The roles it was escalated to.
+    pub to: Vec<String>,
+    pub actor: String,
+    pub at: String,
+    /// When the case left that state.
+    pub resolved_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -1,7 +1,13 @@
-//! File contents under the data folder, named by their SHA-256: the same bytes are kept
-//! once, and a name never changes meaning. Written to a temporary file, synced, then
-//! renamed, so a crash leaves either the whole file or none. Folders are `0700` and
-//! files `0600` ([`crate::private_files`]): uploads are people's papers.
+//! Document contents, named by their SHA-256: the same bytes are kept once, and a name
+//! never changes meaning.
+//!
+//! Where they live follows the database. On SQLite (one machine) they are files under
+//! the data folder ([`Blobs`]): written to a temporary file, synced, then renamed, so a
+//! crash leaves either the whole file or none; folders are `0700` and files `0600`
+//! ([`crate::private_files`]), since uploads are people's papers. On PostgreSQL (any
+//! number of processes on any number of machines) they are rows of `blobs`, written in
+//! the transaction that records the document, so every process reads what any other
+//! wrote. [`Db::migrate_blobs`] moves a folder's files into the database.
 
 use std::{
     io::Write,
@@ -9,6 +15,8 @@ use std::{
 };
 
 use sha2::{Digest, Sha256};
+
+use super::{Db, Result, StoreError, Tx};
 
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -51,5 +59,124 @@ impl Blobs {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+impl Tx {
+    /// Stores document bytes where this backend keeps them and returns their hash;
+    /// storing the same bytes again adds nothing. On PostgreSQL the row belongs to this
+    /// transaction (it commits with the document that names it); on SQLite the file is
+    /// written at once (a file nothing names is harmless, and the next put reuses it).
+    pub async fn put_blob(&mut self, folder: &Blobs, bytes: &[u8], now_ms: i64) -> Result<String> {
+        let sha = Blobs::hash(bytes);
+        match self {
+            Tx::Sqlite(_) => {
+                folder.put(bytes).map_err(|source| StoreError::File {
+                    path: folder.root().to_path_buf(),
+                    source,
+                })?;
+            }
+            Tx::Postgres(t) => {
+                insert_blob(t, &sha, bytes, now_ms).await?;
+            }
+        }
+        Ok(sha)
+    }
+
+    /// The bytes stored under `sha256`, or `None` when this backend's store lacks them.
+    pub async fn blob(&mut self, folder: &Blobs, sha256: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Tx::Sqlite(_) => match folder.get(sha256) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(StoreError::File {
+                    path: folder.root().to_path_buf(),
+                    source,
+                }),
+            },
+            Tx::Postgres(t) => Ok(
+                sqlx::query_scalar::<_, Vec<u8>>("SELECT bytes FROM blobs WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&mut **t)
+                    .await?,
+            ),
+        }
+    }
+}
+
+/// `true` when the row is new.
+async fn insert_blob(conn: &mut sqlx::PgConnection, sha256: &str, bytes: &[u8], now_ms: i64) -> Result<bool> {
+    let sql =
+        "INSERT INTO blobs (sha256, size, bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING";
+    let added = sqlx::query(sql)
+        .bind(sha256)
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .bind(now_ms)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(added == 1)
+}
+
+/// What [`Db::migrate_blobs`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlobMigration {
+    /// Files whose bytes were added to the database (and then removed from the folder).
+    pub moved: usize,
+    /// Files whose bytes the database already held (removed from the folder).
+    pub already: usize,
+    /// Files left in place: their content does not hash to their name.
+    pub left: usize,
+}
+
+impl Db {
+    /// Moves the documents under `folder` into the database, each in its own
+    /// transaction, removing a file once its bytes are committed. Running it again moves
+    /// nothing. `None` on SQLite, which keeps documents in the folder.
+    pub async fn migrate_blobs(&self, folder: &Blobs, now_ms: i64) -> Result<Option<BlobMigration>> {
+        let Db::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let io = |source| StoreError::File {
+            path: folder.root().to_path_buf(),
+            source,
+        };
+        let mut done = BlobMigration::default();
+        let Ok(shards) = std::fs::read_dir(folder.root()) else {
+            return Ok(Some(done)); // no folder: nothing was ever stored there
+        };
+        for shard in shards {
+            let shard = shard.map_err(io)?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&shard).map_err(io)? {
+                let path = file.map_err(io)?.path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                if name.starts_with('.') || !path.is_file() {
+                    continue; // a write cut short (`.sha.pid.tmp`)
+                }
+                let bytes = std::fs::read(&path).map_err(io)?;
+                if Blobs::hash(&bytes) != name {
+                    done.left += 1;
+                    continue;
+                }
+                let mut tx = pool.begin().await?;
+                let added = insert_blob(&mut tx, &name, &bytes, now_ms).await?;
+                tx.commit().await?;
+                std::fs::remove_file(&path).map_err(io)?;
+                if added {
+                    done.moved += 1;
+                } else {
+                    done.already += 1;
+                }
+            }
+        }
+        Ok(Some(done))
     }
 }

@@ -363,17 +363,14 @@ impl Tx {
         Ok(())
     }
 
+    /// A timer, read without a lock: its writers hold its case's lock, which a caller
+    /// about to change it takes first (case before timers, everywhere).
     pub async fn timer(&mut self, id: &str) -> Result<Option<TimerRow>> {
-        let sql = format!(
-            "SELECT id, case_id, state, fire, due_at, status, spec FROM timers WHERE id = $1{}",
-            self.for_update()
-        );
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(id)
-        .fetch_optional(c)
-        .await)?)
+        let sql = "SELECT id, case_id, state, fire, due_at, status, spec FROM timers WHERE id = $1";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, TimerRow>(sql)
+            .bind(id)
+            .fetch_optional(c)
+            .await)?)
     }
 
     pub async fn finish_timer(&mut self, id: &str, status: &str, now_ms: i64) -> Result<()> {

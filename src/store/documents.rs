@@ -116,13 +116,19 @@ impl Tx {
         .await)?)
     }
 
-    /// Records the latest render request or result of a slot.
-    pub async fn set_render(&mut self, r: &RenderRow) -> Result<()> {
+    /// Records a render request or result of a slot, guarded by the case version it is
+    /// for: a request or result for an older version than the slot's latest request, or
+    /// any news of a version already done, changes nothing (a late job for an earlier
+    /// version cannot mark a newer request done). `false` when it changed nothing. On
+    /// PostgreSQL the row stays locked until the transaction ends.
+    pub async fn set_render(&mut self, r: &RenderRow) -> Result<bool> {
         let sql = "INSERT INTO renders (case_id, slot, case_version, status, attempts, error, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (case_id, slot) DO UPDATE SET case_version = excluded.case_version, status = excluded.status,
-                     attempts = excluded.attempts, error = excluded.error, updated_at = excluded.updated_at";
-        on_tx!(self, |c| sqlx::query(sql)
+                     attempts = excluded.attempts, error = excluded.error, updated_at = excluded.updated_at
+                   WHERE renders.case_version < excluded.case_version
+                      OR (renders.case_version = excluded.case_version AND renders.status <> 'done')";
+        let changed = on_tx!(self, |c| sqlx::query(sql)
             .bind(&r.case_id)
             .bind(&r.slot)
             .bind(r.case_version)
@@ -133,7 +139,7 @@ impl Tx {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     pub async fn renders(&mut self, case_id: &str) -> Result<Vec<RenderRow>> {

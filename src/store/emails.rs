@@ -33,6 +33,17 @@ pub struct OverdueRow {
     pub state_entered_at: i64,
 }
 
+/// One escalation of a case (an event: it moves nothing and changes no version).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EscalationRow {
+    pub state: String,
+    pub level: i64,
+    /// Roles, comma-separated.
+    pub to_role: String,
+    pub escalated_at: i64,
+    pub resolved_at: Option<i64>,
+}
+
 const EMAIL_COLUMNS: &str = "id, key, case_id, template, to_role, to_name, to_address, context, status, attempts, last_error, lease_until, created_at, sent_at";
 
 impl Tx {
@@ -133,6 +144,16 @@ impl Tx {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// A case's escalations, oldest first: (state, level, to roles, escalated at, resolved at).
+    pub async fn escalations_of(&mut self, case_id: &str) -> Result<Vec<EscalationRow>> {
+        let sql = "SELECT state, level, to_role, escalated_at, resolved_at FROM escalations WHERE case_id = $1
+                   ORDER BY escalated_at, level";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, EscalationRow>(sql)
+            .bind(case_id)
+            .fetch_all(c)
+            .await)?)
     }
 
     /// Closes a case's open escalations: it has left the state that was overdue.

@@ -24,7 +24,7 @@ use sqlx::{
 
 pub use cases::{CaseFilter, CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
 pub use documents::{DocumentRow, RenderRow};
-pub use emails::{EmailRow, OverdueRow};
+pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
 pub use parties::{PartyKind, PartyRow};
 

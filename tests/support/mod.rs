@@ -101,7 +101,10 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
             })
             .await;
     });
-    app.spawn_workers(stop_rx);
+    // A test that runs jobs by hand turns the workers off (`workers = false`).
+    if app.config.workers {
+        app.spawn_workers(stop_rx);
+    }
     Some(TestApp {
         base,
         client: reqwest::Client::new(),
