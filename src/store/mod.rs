@@ -12,6 +12,7 @@ mod emails;
 mod idempotency;
 mod jobs;
 mod parties;
+mod versions;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -26,6 +27,7 @@ pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, OverdueRow};
 pub use idempotency::Stored;
 pub use parties::{PartyKind, PartyRow};
+pub use versions::{ActiveRow, AuditRow, VersionRow};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever backend.
 macro_rules! on_tx {
