@@ -59,7 +59,7 @@ pub async fn list(State(state): State<AppState>, Caller(actor): Caller) -> Resul
 /// and message.
 #[utoipa::path(post, path = "/api/v1/workflows/{name}/versions", operation_id = "publish_version", tag = "workflows",
     params(("name" = String, Path, description = "the workflow")),
-    request_body(content_type = "application/toml", content = String, description = "the definition, as in `workflows/NAME.toml`"),
+    request_body(content_type = "text/plain", content = String, description = "the definition, as in `workflows/NAME.toml` (also accepted as `application/toml`)"),
     responses((status = 201, body = Published, description = "stored as a new version"), (status = 200, body = Published, description = "this source was published before"),
         (status = 403, body = Problem, description = "not a platform admin")),
     security(("bearer" = [])))]
@@ -79,8 +79,8 @@ pub async fn publish(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
-            "send the definition as application/toml",
-            "请以 application/toml 提交流程定义",
+            "send the definition as text/plain or application/toml",
+            "请以 text/plain 或 application/toml 提交流程定义",
         ));
     }
     let source = String::from_utf8(body.to_vec()).map_err(|_| ApiError::malformed("the body is not UTF-8"))?;
