@@ -400,3 +400,60 @@ async fn a_renamed_field_is_followed_into_the_destination_record_or_refused(back
 }
 
 on_both_backends!(a_renamed_field_is_followed_into_the_destination_record_or_refused);
+
+/// Item 4 of the issue, the impact half: ten live cases on version 1, a version 2 that
+/// renames a state; the impact lists them as blocked, and as movable with the mapping.
+async fn the_impact_of_a_renamed_state_lists_the_live_cases(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let mut cases = Vec::new();
+    for employer in ["E1", "E2", "E3"] {
+        for student in ["S1", "S2", "S3", "S4"] {
+            if cases.len() < 10 {
+                let r = app.invite(employer, student).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+                cases.push(r.id());
+            }
+        }
+    }
+    cases.sort();
+    let renamed = online()
+        .replace("[states.invited]", "[states.sent]")
+        .replace("\"invited\"", "\"sent\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let path = format!("/api/v1/workflows/online_signing/versions/{hash}/impact");
+
+    let blocked = app.post(&path, &admin, &json!({})).await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert_eq!(blocked.body["blocked"], 10, "{}", blocked.body);
+    assert_eq!(blocked.body["movable"], 0);
+    let group = &blocked.body["groups"][0];
+    assert_eq!(group["state"], "invited");
+    assert_eq!(group["maps_to"], Value::Null);
+    assert_eq!(group["notes"][0], "state `invited` does not exist in the new version");
+    let listed: Vec<String> = group["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, cases);
+
+    let mapped = app
+        .post(&path, &admin, &json!({ "states": { "invited": "sent" } }))
+        .await;
+    assert_eq!(mapped.body["movable"], 10, "{}", mapped.body);
+    assert_eq!(mapped.body["blocked"], 0);
+    assert_eq!(mapped.body["groups"][0]["maps_to"], "sent");
+    assert_eq!(mapped.body["groups"][0]["notes"], json!([]));
+
+    // Only a platform admin asks.
+    let r = app.post(&path, &app.employer("E1"), &json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+on_both_backends!(the_impact_of_a_renamed_state_lists_the_live_cases);

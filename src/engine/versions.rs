@@ -343,3 +343,104 @@ pub fn problem_items(e: &DefinitionError) -> Vec<ProblemItem> {
         })
         .collect()
 }
+
+/// What moving the live cases of older versions onto a version would do, by (version, state).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImpactGroup {
+    /// The version the cases run on now.
+    pub version: String,
+    pub state: String,
+    pub cases: Vec<String>,
+    /// The state they would be in on the new version; `None`: they cannot move as they are.
+    pub maps_to: Option<String>,
+    /// Why they cannot move, or what would change for them: the state is gone, the claims
+    /// held differ, the timers differ.
+    pub notes: Vec<String>,
+}
+
+/// The impact of a version on the live cases of the others.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Impact {
+    pub name: String,
+    pub hash: String,
+    /// Cases that would map to the new version.
+    pub movable: usize,
+    /// Cases that could not.
+    pub blocked: usize,
+    pub groups: Vec<ImpactGroup>,
+}
+
+impl Engine {
+    /// For the live cases of the other versions of `name`: where each would be on version
+    /// `hash` (the same state name, or `mapping`'s), and what stands in the way or would
+    /// change. Reads only.
+    pub async fn impact(&self, name: &str, hash: &str, mapping: &BTreeMap<String, String>) -> Result<Impact> {
+        let mut tx = self.db.read().await?;
+        let found = tx.version(hash).await?.filter(|v| v.name == name);
+        let Some(target) = found else {
+            return Err(EngineError::NotFound {
+                what: "version",
+                id: hash.to_string(),
+            });
+        };
+        let new = self.definition_of(&mut tx, &target.hash).await?;
+        let mut groups = Vec::new();
+        for (version, state, _) in tx.cases_by_version(name).await? {
+            if version == target.hash {
+                continue;
+            }
+            let old = self.definition_of(&mut tx, &version).await?;
+            let Some(old_state) = old.state(&state) else { continue };
+            if old_state.terminal {
+                continue;
+            }
+            let cases = tx.case_ids_in(name, &version, &state).await?;
+            let wanted = mapping.get(&state).cloned().unwrap_or_else(|| state.clone());
+            let mut notes = Vec::new();
+            let maps_to = match new.state(&wanted) {
+                None => {
+                    notes.push(format!("state `{wanted}` does not exist in the new version"));
+                    None
+                }
+                Some(s) if s.terminal => {
+                    notes.push(format!("state `{wanted}` is terminal in the new version"));
+                    None
+                }
+                Some(s) => {
+                    let (mut a, mut b) = (old_state.claims.clone(), s.claims.clone());
+                    a.sort();
+                    b.sort();
+                    if a != b {
+                        notes.push(format!("claims change: {a:?} → {b:?}"));
+                    }
+                    if format!("{:?}", old_state.timers) != format!("{:?}", s.timers) {
+                        notes.push("timers change: each needs a policy (keep, recompute or cancel)".into());
+                    }
+                    Some(wanted)
+                }
+            };
+            groups.push(ImpactGroup {
+                version,
+                state,
+                cases,
+                maps_to,
+                notes,
+            });
+        }
+        tx.rollback().await?;
+        let count = |movable: bool| -> usize {
+            groups
+                .iter()
+                .filter(|g| g.maps_to.is_some() == movable)
+                .map(|g| g.cases.len())
+                .sum()
+        };
+        Ok(Impact {
+            name: name.to_string(),
+            hash: target.hash,
+            movable: count(true),
+            blocked: count(false),
+            groups,
+        })
+    }
+}

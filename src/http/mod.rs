@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{name}/versions/{hash}", get(workflows::source))
         .route("/workflows/{name}/versions/{hash}/graph", get(workflows::graph))
         .route("/workflows/{name}/versions/{hash}/activate", post(workflows::activate))
+        .route("/workflows/{name}/versions/{hash}/impact", post(workflows::impact))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

@@ -9,19 +9,19 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
     AppState,
     error::{ApiError, Problem},
-    extract::Caller,
+    extract::{Body, Caller},
 };
 use crate::{
     definition::Role,
     engine::{
         Actor,
-        versions::{AuditView, Published, VersionView, WorkflowView},
+        versions::{AuditView, Impact, Published, VersionView, WorkflowView},
     },
 };
 
@@ -160,4 +160,31 @@ pub async fn activate(
 pub async fn audit(State(state): State<AppState>, Caller(actor): Caller) -> Result<Json<Vec<AuditView>>, ApiError> {
     platform_admin(&actor)?;
     Ok(Json(state.engine.audit(None).await?))
+}
+
+/// How to read the states of older versions on the new one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactRequest {
+    /// Old state → new state, for states renamed; a state not named keeps its name.
+    #[serde(default)]
+    pub states: std::collections::BTreeMap<String, String>,
+}
+
+/// Before activating: for the live cases of the workflow's other versions, where each would
+/// be on this version, and which could not move (a state gone or terminal) or would change
+/// (claims, timers). Reads only.
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/versions/{hash}/impact", operation_id = "version_impact", tag = "workflows",
+    params(("name" = String, Path, description = "the workflow"), ("hash" = String, Path, description = "the version")),
+    request_body(content = ImpactRequest, description = "renamed states, old → new"),
+    responses((status = 200, body = Impact, description = "the impact"), (status = 403, body = Problem, description = "not a platform admin")),
+    security(("bearer" = [])))]
+pub async fn impact(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((name, hash)): Path<(String, String)>,
+    body: Body<ImpactRequest>,
+) -> Result<Json<Impact>, ApiError> {
+    platform_admin(&actor)?;
+    Ok(Json(state.engine.impact(&name, &hash, &body.value.states).await?))
 }

@@ -110,6 +110,17 @@ impl Tx {
             .await)?)
     }
 
+    /// The ids of the cases of `name` on `hash` in `state`, oldest first.
+    pub async fn case_ids_in(&mut self, name: &str, hash: &str, state: &str) -> Result<Vec<String>> {
+        let sql = "SELECT id FROM cases WHERE workflow = $1 AND workflow_hash = $2 AND state = $3 ORDER BY id";
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, String>(sql)
+            .bind(name)
+            .bind(hash)
+            .bind(state)
+            .fetch_all(c)
+            .await)?)
+    }
+
     pub async fn insert_audit(&mut self, row: &AuditRow) -> Result<()> {
         let sql = "INSERT INTO workflow_audit (id, at, actor, action, workflow, hash, detail)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
