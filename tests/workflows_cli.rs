@@ -420,3 +420,67 @@ fn graph_prints_a_mermaid_diagram() {
     );
     assert!(text.contains("[*] --> invited: invite (employer)"));
 }
+
+/// `workflows publish|versions|graph NAME@HASH|diff` against a database (SQLite here).
+#[test]
+fn the_version_commands_publish_list_draw_and_diff_stored_versions() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("GRADSIGN_DATA_DIR", data.path().join("data"))
+            .env("GRADSIGN_JWT_SECRET", "a-secret-for-the-version-commands-test")
+            .env("GRADSIGN_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("online_signing.toml");
+
+    // A broken file is refused with its own path and line, and nothing is stored.
+    let broken = original().replacen(
+        "when = \"!employer.receives_archive\"",
+        "when = \"!employer.receives_archive > 1\"",
+        1,
+    );
+    std::fs::write(&file, &broken).unwrap();
+    let (ok, _, err) = run(&["workflows", "publish", file.to_str().unwrap()]);
+    assert!(!ok);
+    let line = line_of(&broken, "!employer.receives_archive > 1");
+    assert!(err.contains(&format!("{}:{line}: condition", file.display())), "{err}");
+
+    let edited = original().replace("invitation_valid_for = \"7d\"", "invitation_valid_for = \"5d\"");
+    std::fs::write(&file, &edited).unwrap();
+    let (ok, out, err) = run(&["workflows", "publish", file.to_str().unwrap(), "--activate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("published") && out.contains("is active"), "{out}");
+
+    let (ok, out, err) = run(&["workflows", "versions", "online_signing"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].contains("by workflows/") && !lines[0].contains(" * "), "{out}");
+    assert!(
+        lines[1].contains("by platform_admin:cli") && lines[1].contains(" * "),
+        "{out}"
+    );
+    assert!(lines[1].contains("(2 lines changed)"), "{out}");
+    let (old, new) = (&lines[0][..12], &lines[1][..12]);
+
+    let (ok, out, err) = run(&["workflows", "graph", &format!("online_signing@{new}")]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("stateDiagram-v2"), "{out}");
+
+    let (ok, out, err) = run(&["workflows", "diff", "online_signing", old, new]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "- invitation_valid_for = \"7d\"       # 应约有效期 default (R5)\n+ invitation_valid_for = \"5d\"       # 应约有效期 default (R5)\n"
+    );
+}
