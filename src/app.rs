@@ -11,7 +11,7 @@ use crate::{
     auth::Keys,
     clock::SharedClock,
     config::Config,
-    definition::Registry,
+    definition::{Catalog, Registry},
     engine::{
         documents::LazyRenderer,
         notify::MailService,
@@ -22,6 +22,21 @@ use crate::{
     mail::{Mailer, Templates},
     store::Db,
 };
+
+/// What definitions are checked against: the mail templates and Typst templates of the
+/// templates folder as they are (the mail templates are loaded, so a broken one is
+/// reported here).
+pub fn catalog(config: &Config) -> anyhow::Result<(Catalog, Templates)> {
+    let templates = Templates::load(&config.templates_dir.join("email")).context("invalid mail templates")?;
+    let dir = config.templates_dir.join("agreement");
+    let document_templates = crate::render::template_names(&dir)
+        .with_context(|| format!("cannot list the document templates in {}", dir.display()))?;
+    let catalog = Catalog {
+        mail_templates: templates.names().into_iter().collect(),
+        document_templates,
+    };
+    Ok((catalog, templates))
+}
 
 /// A built application: everything but the running tasks.
 #[derive(Clone)]
@@ -35,7 +50,8 @@ impl App {
     /// Loads and checks definitions and workers' files first, so a broken file stops
     /// startup before anything touches the database.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
-        let registry = Registry::load_dir(&config.workflows_dir)
+        let (catalog, templates) = catalog(&config)?;
+        let registry = Registry::load_dir(&config.workflows_dir, catalog)
             .map_err(|e| anyhow::anyhow!("invalid workflow definitions:\n{e}"))?;
         let workers = WorkersConfig::load_dir(&config.workers_dir)
             .map_err(|e| anyhow::anyhow!("invalid worker configuration:\n{e}"))?;
@@ -54,7 +70,6 @@ impl App {
             data_dir: config.data_dir.clone(),
         };
         let renderer = Arc::new(LazyRenderer::new(config.templates_dir.join("agreement")));
-        let templates = Templates::load(&config.templates_dir.join("email")).context("invalid mail templates")?;
         let mailer = Mailer::new(&config.mail_config()).context("invalid mail settings")?;
         let mail = MailService {
             templates,

@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `worker`, `workflows check|graph`, `demo`,
-//! `dev-token`, `render` and `migrate-blobs`.
+//! The command line: `serve` (the default), `worker`, `workflows
+//! check|graph|publish|activate|versions|diff`, `demo`, `dev-token`, `render` and
+//! `migrate-blobs`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -84,8 +85,22 @@ enum Command {
 enum WorkflowsCommand {
     /// Check definition files (default: every file in the workflows folder); exits 1 on any problem.
     Check { files: Vec<PathBuf> },
-    /// Print a workflow as a Mermaid state diagram.
+    /// Print a workflow as a Mermaid state diagram: NAME draws the file in the workflows
+    /// folder, NAME@HASH a stored version (a unique prefix of the hash will do).
     Graph { name: String },
+    /// Check FILE and store it as a version of its workflow (not yet active).
+    Publish {
+        file: PathBuf,
+        /// Make it the version new cases start on, too.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make a stored version the one new cases start on, in every process.
+    Activate { name: String, hash: String },
+    /// List a workflow's versions: who published each, when, and its live cases by state.
+    Versions { name: String },
+    /// The lines changed between two stored versions of a workflow.
+    Diff { name: String, a: String, b: String },
 }
 
 pub fn main() -> ExitCode {
@@ -103,7 +118,22 @@ pub fn main() -> ExitCode {
         } => check(&config, files),
         Command::Workflows {
             command: WorkflowsCommand::Graph { name },
-        } => draw(&config, &name),
+        } => match name.split_once('@') {
+            Some((name, hash)) => versions(config, VersionsCommand::Graph(name.into(), hash.into())),
+            None => draw(&config, &name),
+        },
+        Command::Workflows {
+            command: WorkflowsCommand::Publish { file, activate },
+        } => versions(config, VersionsCommand::Publish(file, activate)),
+        Command::Workflows {
+            command: WorkflowsCommand::Activate { name, hash },
+        } => versions(config, VersionsCommand::Activate(name, hash)),
+        Command::Workflows {
+            command: WorkflowsCommand::Versions { name },
+        } => versions(config, VersionsCommand::List(name)),
+        Command::Workflows {
+            command: WorkflowsCommand::Diff { name, a, b },
+        } => versions(config, VersionsCommand::Diff(name, a, b)),
         Command::DevToken {
             role,
             party,
@@ -243,9 +273,16 @@ fn check(config: &Config, files: Vec<PathBuf>) -> ExitCode {
     } else {
         files
     };
+    let catalog = match crate::app::catalog(config) {
+        Ok((catalog, _)) => catalog,
+        Err(e) => {
+            eprintln!("gradsign: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut failed = false;
     for file in &files {
-        match Definition::load(file) {
+        match Definition::load(file, &catalog) {
             Ok(def) => println!(
                 "{}: ok ({} states, {} transitions, version {})",
                 file.display(),
@@ -264,9 +301,148 @@ fn check(config: &Config, files: Vec<PathBuf>) -> ExitCode {
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
+enum VersionsCommand {
+    Publish(PathBuf, bool),
+    Activate(String, String),
+    List(String),
+    Graph(String, String),
+    Diff(String, String, String),
+}
+
+/// The version commands, run against the configured database as the platform admin
+/// `cli` (so the audit says who).
+fn versions(config: Config, command: VersionsCommand) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let engine = &app.engine;
+        let actor = Actor {
+            role: Role::PlatformAdmin,
+            party: Some("cli".into()),
+            school: None,
+        };
+        // A full hash, or a unique prefix of one, among the versions of `name`.
+        let resolve = |list: &[crate::engine::versions::VersionView], prefix: &str| -> anyhow::Result<String> {
+            let found: Vec<&str> = list
+                .iter()
+                .map(|v| v.hash.as_str())
+                .filter(|h| h.starts_with(prefix))
+                .collect();
+            match found.as_slice() {
+                [one] => Ok(one.to_string()),
+                [] => Err(anyhow::anyhow!("no version {prefix}")),
+                _ => Err(anyhow::anyhow!(
+                    "{prefix} names several versions; give more of the hash"
+                )),
+            }
+        };
+        let out = match command {
+            VersionsCommand::Publish(file, activate) => {
+                let name = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let source = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                let published = match engine.publish(&actor, &name, &source).await {
+                    Err(crate::engine::service::EngineError::InvalidDefinition(e)) => {
+                        // Problems name the file as given.
+                        let problems: Vec<String> = e
+                            .problems
+                            .iter()
+                            .map(|p| format!("{}:{}: {}", file.display(), p.line, p.message))
+                            .collect();
+                        return Err(anyhow::anyhow!("{}", problems.join("\n")));
+                    }
+                    other => other?,
+                };
+                let mut out = format!(
+                    "{name}: version {} {}\n",
+                    published.hash,
+                    if published.new {
+                        "published"
+                    } else {
+                        "was published before"
+                    }
+                );
+                if activate {
+                    engine.activate(&actor, &name, &published.hash).await?;
+                    out.push_str(&format!("{name}: version {} is active\n", published.hash));
+                }
+                out
+            }
+            VersionsCommand::Activate(name, hash) => {
+                let hash = resolve(&engine.versions(&name).await?, &hash)?;
+                engine.activate(&actor, &name, &hash).await?;
+                format!("{name}: version {hash} is active\n")
+            }
+            VersionsCommand::List(name) => {
+                let mut out = String::new();
+                for v in engine.versions(&name).await? {
+                    let live: Vec<String> = v.live_cases.iter().map(|(s, n)| format!("{s}={n}")).collect();
+                    out.push_str(&format!(
+                        "{} {} {} by {}{} live: {}\n",
+                        &v.hash[..12],
+                        if v.active { "*" } else { " " },
+                        v.published_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        v.published_by,
+                        if v.diff.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({} lines changed)", v.diff.len())
+                        },
+                        if live.is_empty() {
+                            "none".into()
+                        } else {
+                            live.join(", ")
+                        }
+                    ));
+                }
+                out
+            }
+            VersionsCommand::Graph(name, hash) => {
+                let hash = resolve(&engine.versions(&name).await?, &hash)?;
+                engine.version_graph(&name, &hash).await?
+            }
+            VersionsCommand::Diff(name, a, b) => {
+                let list = engine.versions(&name).await?;
+                let (a, b) = (resolve(&list, &a)?, resolve(&list, &b)?);
+                let old = engine.version_source(&name, &a).await?;
+                let new = engine.version_source(&name, &b).await?;
+                let mut out = String::new();
+                for line in crate::engine::versions::line_diff(&old, &new) {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                out
+            }
+        };
+        app.engine.db.close().await;
+        anyhow::Ok(out)
+    });
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn draw(config: &Config, name: &str) -> ExitCode {
     let path = config.workflows_dir.join(format!("{name}.toml"));
-    match Definition::load(&path) {
+    let catalog = match crate::app::catalog(config) {
+        Ok((catalog, _)) => catalog,
+        Err(e) => {
+            eprintln!("gradsign: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Definition::load(&path, &catalog) {
         Ok(def) => {
             print!("{}", graph::mermaid(&def));
             ExitCode::SUCCESS

@@ -13,13 +13,28 @@ pub mod graph;
 mod raw;
 mod registry;
 
-use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::Path,
+    sync::Arc,
+};
 
 use chrono::Duration;
 use serde::Serialize;
 
-pub use check::{DOCUMENT_TEMPLATES, EXPRESSION_VARIABLES, FIELD_KINDS, MAIL_TEMPLATES};
+pub use check::FIELD_KINDS;
 pub use registry::Registry;
+
+/// What a definition may name that lives outside it, as it exists: the mails of the
+/// templates folder (`templates/email/`, every mail with its three parts) and its Typst
+/// templates (`templates/agreement/*.typ`). The checker accepts exactly these, so a new
+/// template is usable as soon as its files are there, and a missing one is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub mail_templates: BTreeSet<String>,
+    pub document_templates: BTreeSet<String>,
+}
 
 /// One problem found in a definition file, pointing at a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +164,8 @@ pub struct Definition {
     pub hash: String,
     pub source: String,
     pub destination: Option<String>,
+    /// Where the destination record's unit and location come from in the case data.
+    pub destination_record: DestinationRecordMap,
     pub params: BTreeMap<String, toml::Value>,
     pub forms: BTreeMap<String, Form>,
     pub claims: BTreeMap<String, Claim>,
@@ -157,6 +174,16 @@ pub struct Definition {
     pub start: Transition,
     pub states: BTreeMap<String, State>,
     pub transitions: Vec<Transition>,
+}
+
+/// The data paths the destination record is written from (`[destination_record]`), so
+/// that no Rust reads a field of a workflow's data by name: a renamed field is followed
+/// by the mapping, or refused by the checker.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationRecordMap {
+    /// The unit's name; `None`: the employer party's name.
+    pub unit: Option<String>,
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -412,12 +439,12 @@ pub struct Guard {
 }
 
 impl Definition {
-    /// Parses and checks one file. `file` names it in problems.
-    pub fn parse(file: &str, source: &str) -> Result<Definition, DefinitionError> {
-        check::compile(file, source)
+    /// Parses and checks one file against what exists (`catalog`). `file` names it in problems.
+    pub fn parse(file: &str, source: &str, catalog: &Catalog) -> Result<Definition, DefinitionError> {
+        check::compile(file, source, catalog)
     }
 
-    pub fn load(path: &Path) -> Result<Definition, DefinitionError> {
+    pub fn load(path: &Path, catalog: &Catalog) -> Result<Definition, DefinitionError> {
         let file = path.display().to_string();
         let source = std::fs::read_to_string(path).map_err(|e| DefinitionError {
             problems: vec![Problem {
@@ -426,7 +453,7 @@ impl Definition {
                 message: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::parse(&file, &source)
+        Self::parse(&file, &source, catalog)
     }
 
     pub fn transition(&self, name: &str) -> Option<&Transition> {

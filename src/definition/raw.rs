@@ -27,6 +27,9 @@ pub struct RawDefinition {
     /// Who may read rendered documents when, by slot.
     #[serde(default)]
     pub documents: BTreeMap<String, Spanned<RawDocumentRule>>,
+    /// Where the destination record `record_destination` writes takes its unit and
+    /// location from (data paths), when no registration names them.
+    pub destination_record: Option<Spanned<RawDestinationRecord>>,
     pub start: Spanned<RawTransition>,
     #[serde(default)]
     pub states: BTreeMap<String, Spanned<RawState>>,
@@ -86,6 +89,15 @@ pub struct RawDocumentRule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawDestinationRecord {
+    /// The data path of the unit's name; absent: the employer party's name.
+    pub unit: Option<Spanned<String>>,
+    /// The data path of the place (of work).
+    pub location: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawClaim {
     pub key: String,
     pub conflict: RawMessage,
@@ -112,6 +124,10 @@ pub struct RawState {
     pub agreement: Option<Spanned<String>>,
     #[serde(default)]
     pub claims: Vec<String>,
+    /// Claims that entering this state lets go of on purpose, although a later state takes
+    /// them again (a returned agreement frees the student until they sign again).
+    #[serde(default)]
+    pub releases: Vec<Spanned<String>>,
     #[serde(default)]
     pub timers: Vec<Spanned<RawTimer>>,
     #[serde(default)]

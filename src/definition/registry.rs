@@ -7,17 +7,18 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use super::{Definition, DefinitionError, Problem};
+use super::{Catalog, Definition, DefinitionError, Problem};
 
 #[derive(Debug, Default)]
 pub struct Registry {
+    catalog: Catalog,
     current: BTreeMap<String, Arc<Definition>>,
     by_hash: RwLock<HashMap<String, Arc<Definition>>>,
 }
 
 impl Registry {
     /// Loads every `*.toml` in `dir`; all files' problems are reported together.
-    pub fn load_dir(dir: &Path) -> Result<Registry, DefinitionError> {
+    pub fn load_dir(dir: &Path, catalog: Catalog) -> Result<Registry, DefinitionError> {
         let files = toml_files(dir).map_err(|e| DefinitionError {
             problems: vec![Problem {
                 file: dir.display().to_string(),
@@ -25,10 +26,13 @@ impl Registry {
                 message: format!("cannot list the workflow folder: {e}"),
             }],
         })?;
-        let mut registry = Registry::default();
+        let mut registry = Registry {
+            catalog,
+            ..Registry::default()
+        };
         let mut problems = Vec::new();
         for file in files {
-            match Definition::load(&file) {
+            match Definition::load(&file, &registry.catalog) {
                 Ok(def) => registry.insert(def),
                 Err(e) => problems.extend(e.problems),
             }
@@ -48,6 +52,12 @@ impl Registry {
             .expect("registry lock poisoned")
             .insert(def.hash.clone(), def.clone());
         self.current.insert(def.name.clone(), def);
+    }
+
+    /// The templates the definitions were checked against (stored versions are compiled
+    /// against it too).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     pub fn current(&self, name: &str) -> Option<Arc<Definition>> {

@@ -19,6 +19,7 @@ mod error;
 pub mod files;
 mod id_number;
 mod newtype;
+pub mod parties;
 mod phone;
 mod reference;
 mod registration;

@@ -122,14 +122,21 @@ impl Engine {
                 .map(str::to_string)
         };
         let typed = |pointer: &str| data.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        // The paths are the definition's (`[destination_record]`), never named here.
+        let mapped = |path: &Option<String>| {
+            path.as_deref()
+                .and_then(|p| typed(&format!("/{}", p.replace('.', "/"))))
+        };
+        let map = &def.destination_record;
         let unit = match (&row.employer_id, registration) {
             (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),
+            (_, None) if map.unit.is_some() => mapped(&map.unit),
             (Some(id), None) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
-            (None, None) => typed("/employer/name"),
+            (None, None) => None,
         };
         let location = match registration {
             Some(_) => registered(REGISTERED_LOCATION_FIELDS),
-            None => typed("/terms/work_place"),
+            None => mapped(&map.location),
         };
         Ok(DestinationRow {
             id: Uuid::now_v7().to_string(),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{Actor, CaseRef, Parties};
 use crate::definition::{Definition, Expr};
 
-/// Everything a condition may read, as JSON (see `EXPRESSION_VARIABLES`).
+/// Everything a condition may read, as JSON (the checker types conditions against the same names).
 pub struct Scope {
     vars: Vec<(&'static str, Value)>,
 }

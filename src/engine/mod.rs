@@ -14,6 +14,7 @@ mod expr;
 pub mod input;
 pub mod notify;
 pub mod service;
+pub mod versions;
 pub mod view;
 
 use chrono::{DateTime, Utc};

@@ -382,7 +382,13 @@ impl Engine {
             .to_string();
         let mut by_school: std::collections::BTreeMap<String, Vec<(CaseRow, Arc<Definition>)>> = Default::default();
         let mut tx = self.db.begin().await?;
-        for def in self.registry.all_current() {
+        // The review states of each workflow's active version (what the database says
+        // runs, not the files this process loaded).
+        let mut defs = Vec::new();
+        for active in tx.active_versions().await? {
+            defs.push(self.definition_of(&mut tx, &active.hash).await?);
+        }
+        for def in &defs {
             for state in def.states.values().filter(|s| s.review) {
                 for row in tx.cases_in_state(&def.name, &state.name).await? {
                     by_school

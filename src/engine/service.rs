@@ -38,6 +38,8 @@ pub enum EngineError {
     KeyReused,
     #[error("unknown workflow {0}")]
     UnknownWorkflow(String),
+    #[error("the definition has problems:\n{0}")]
+    InvalidDefinition(crate::definition::DefinitionError),
     #[error("unknown {kind} {id}")]
     UnknownParty {
         kind: &'static str,
@@ -125,16 +127,6 @@ impl Engine {
         self.clock.now()
     }
 
-    /// Stores every current definition version, so cases can pin them.
-    pub async fn publish_definitions(&self) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        for def in self.registry.all_current() {
-            tx.save_version(def, "workflows/", millis(self.now())).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// The definition a case pinned: from memory, or compiled from its stored source.
     pub(super) async fn definition_of(&self, tx: &mut Tx, hash: &str) -> Result<Arc<Definition>> {
         if let Some(def) = self.registry.by_hash(hash) {
@@ -144,17 +136,18 @@ impl Engine {
             .version_source(hash)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("workflow version {hash} is missing")))?;
-        let def = Definition::parse(&format!("{name}.toml"), &source)
+        let def = Definition::parse(&format!("{name}.toml"), &source, self.registry.catalog())
             .map_err(|e| StoreError::Corrupt(format!("stored workflow {name} {hash}: {e}")))?;
         Ok(self.registry.remember(def))
     }
 
     /// Starts a case of `start.workflow` on behalf of `actor`.
     pub async fn start(&self, actor: &Actor, start: Start, idem: Option<Idempotency>) -> Result<Answer> {
-        let def = self
-            .registry
-            .current(&start.workflow)
-            .ok_or_else(|| EngineError::UnknownWorkflow(start.workflow.clone()))?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        // The active version, read from the database: an activation through any process
+        // reaches this start.
+        let def = self.active_definition(&mut tx, &start.workflow).await?;
         if !def.start.by.contains(&actor.role) {
             return Err(Refusal::WrongRole {
                 transition: def.start.name.clone(),
@@ -164,8 +157,6 @@ impl Engine {
             }
             .into());
         }
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
         if let Some(answer) = self.replay(&mut tx, actor, idem.as_ref(), now).await? {
             tx.rollback().await?;
             return Ok(answer);

@@ -179,6 +179,16 @@ impl From<EngineError> for ApiError {
                 FieldError::new("unknown", format!("未找到{}", zh_name(kind)), format!("unknown {kind}"))
                     .with_field(field),
             ]),
+            EngineError::InvalidDefinition(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-definition",
+                format!(
+                    "the definition has {} problem(s); `problems` lists each with its line",
+                    e.problems.len()
+                ),
+                format!("流程定义有 {} 处问题，见 `problems`（含行号）", e.problems.len()),
+            )
+            .with_extra(serde_json::json!({ "problems": crate::engine::versions::problem_items(&e) })),
             EngineError::Store(e) => ApiError::internal(e),
         }
     }

@@ -13,6 +13,7 @@ pub mod openapi;
 mod parties;
 mod reference;
 pub mod server;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -62,6 +63,16 @@ pub fn router(state: AppState) -> Router {
         .route("/emails", get(admin::emails))
         .route("/emails/{id}/resend", post(admin::resend))
         .route("/reviews/overdue", get(admin::overdue))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/audit", get(workflows::audit))
+        .route(
+            "/workflows/{name}/versions",
+            post(workflows::publish).get(workflows::versions),
+        )
+        .route("/workflows/{name}/versions/{hash}", get(workflows::source))
+        .route("/workflows/{name}/versions/{hash}/graph", get(workflows::graph))
+        .route("/workflows/{name}/versions/{hash}/activate", post(workflows::activate))
+        .route("/workflows/{name}/versions/{hash}/impact", post(workflows::impact))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

@@ -198,18 +198,7 @@ pub async fn put_school(
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
-    let errors = check_fields(
-        &mut record,
-        &[
-            ("name", "text"),
-            ("office", "text"),
-            ("contact", "text"),
-            ("phone", "phone"),
-            ("address", "text"),
-            ("reviewer_email", "email"),
-            ("admin_email", "email"),
-        ],
-    );
+    let errors = check_fields(&mut record, domain::parties::SCHOOL_FIELDS);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
@@ -231,21 +220,7 @@ pub async fn put_student(
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
-    let mut errors = check_fields(
-        &mut record,
-        &[
-            ("school", "text"),
-            ("name", "text"),
-            ("gender", "text"),
-            ("id_number", "id_number"),
-            ("student_number", "text"),
-            ("major", "text"),
-            ("degree", "text"),
-            ("origin", "text"),
-            ("phone", "phone"),
-            ("email", "email"),
-        ],
-    );
+    let mut errors = check_fields(&mut record, domain::parties::STUDENT_FIELDS);
     if let (Some(number), Some(gender)) = (&body.value.id_number, &body.value.gender)
         && let Ok(parsed) = domain::IdNumber::parse(number)
         && !parsed.matches_gender(gender)
@@ -297,21 +272,7 @@ pub async fn put_employer(
     require_platform_admin(&actor)?;
     check_id(&id)?;
     let mut record = to_map(&body.value);
-    let errors = check_fields(
-        &mut record,
-        &[
-            ("name", "text"),
-            ("credit_code", "credit_code"),
-            ("nature", "text"),
-            ("industry", "text"),
-            ("location", "text"),
-            ("address", "text"),
-            ("postcode", "postcode"),
-            ("contact", "text"),
-            ("phone", "phone"),
-            ("email", "email"),
-        ],
-    );
+    let errors = check_fields(&mut record, domain::parties::EMPLOYER_FIELDS);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }

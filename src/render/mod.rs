@@ -61,6 +61,20 @@ pub use self::sample::sample_data;
 use self::world::{Assets, DocumentWorld, LazyQr};
 
 /// Pixels per typographic point of the page images: 2.0 = 144 dpi.
+/// The Typst templates of `template_dir` by name (`agreement.typ` → `agreement`): the
+/// ones [`Renderer::load`] reads, and the ones a definition's rendered slot may name.
+pub fn template_names(template_dir: &Path) -> std::io::Result<std::collections::BTreeSet<String>> {
+    Ok(std::fs::read_dir(template_dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".typ"))
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
 pub const PIXELS_PER_PT: f32 = 2.0;
 /// Page image size for A4 at [`PIXELS_PER_PT`].
 pub const PAGE_PNG_SIZE: (u32, u32) = (1191, 1684);

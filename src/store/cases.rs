@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 use super::{Result, StoreError, Tx, on_tx};
-use crate::definition::Definition;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CaseRow {
@@ -173,21 +172,6 @@ impl Tx {
     }
 
     /// Stores a definition version (once per hash).
-    pub async fn save_version(&mut self, def: &Definition, by: &str, now_ms: i64) -> Result<()> {
-        let sql = "INSERT INTO workflow_versions (hash, name, source, published_at, published_by)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(&def.hash)
-            .bind(&def.name)
-            .bind(&def.source)
-            .bind(now_ms)
-            .bind(by)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
     pub async fn version_source(&mut self, hash: &str) -> Result<Option<(String, String)>> {
         let sql = "SELECT name, source FROM workflow_versions WHERE hash = $1";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, (String, String)>(sql)

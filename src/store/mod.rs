@@ -13,6 +13,7 @@ mod idempotency;
 mod jobs;
 mod parties;
 mod rate_limits;
+mod versions;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -27,6 +28,7 @@ pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
 pub use parties::{PartyKind, PartyRow};
+pub use versions::{ActiveRow, AuditRow, VersionRow};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever backend.
 macro_rules! on_tx {

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, ops::Range};
 
 use toml::Spanned;
 
-use super::{Checker, MAIL_TEMPLATES};
+use super::Checker;
 use crate::definition::{
     DocumentRule, Effect, Form, Mail, Role, Timer, TimerAction, TimerDue, Transition, duration,
     raw::{OneOrMany, RawDefinition, RawEffect},
@@ -97,7 +97,7 @@ impl Checker<'_> {
             (Some(param), None) => match as_duration(param) {
                 Some(d) => TimerDue::After(d),
                 None => {
-                    self.problem(&span, format!("timer in `{state}`: `after = \"{param}\"` is neither a duration such as \"2d\" nor a param holding one"));
+                    self.problem(&span, format!("timer in `{state}`: `after = \"{param}\"` is neither a duration such as \"2d\" (at most {}) nor a param holding one", duration::MAX_TEXT));
                     return None;
                 }
             },
@@ -128,13 +128,43 @@ impl Checker<'_> {
                 None => {
                     self.problem(
                         &span,
-                        format!("timer in `{state}`: `before = \"{text}\"` is not a duration such as \"1d\""),
+                        format!(
+                            "timer in `{state}`: `before = \"{text}\"` is not a duration such as \"1d\" (at most {})",
+                            duration::MAX_TEXT
+                        ),
                     );
                     return None;
                 }
             },
             None => None,
         };
+        // A reminder `before` a due time must come after the state is entered: its lead is
+        // shorter than the period it reminds of (for a deadline field, its default).
+        if let Some(lead) = before {
+            let period = match &due {
+                TimerDue::After(d) => Some((*d, format!("`after = \"{}\"`", t.after.as_deref().unwrap_or_default()))),
+                TimerDue::At(field) => forms
+                    .values()
+                    .flat_map(|f| &f.fields)
+                    .find(|f| &f.name == field)
+                    .and_then(|f| f.default_after)
+                    .map(|d| (d, format!("the default of deadline field `{field}`"))),
+            };
+            if let Some((period, what)) = period
+                && lead >= period
+            {
+                self.problem(
+                    &span,
+                    format!(
+                        "timer in `{state}`: its lead `before = \"{}\"` ({}) is not shorter than the period it reminds of \
+                         ({what}, {}), so it would be due as soon as the state is entered",
+                        t.before.as_deref().unwrap_or_default(),
+                        duration::format(lead),
+                        duration::format(period)
+                    ),
+                );
+            }
+        }
         let action = match (&t.fire, &t.email) {
             (Some(fire), None) => {
                 match transitions.iter().find(|tr| &tr.name == fire) {
@@ -171,12 +201,14 @@ impl Checker<'_> {
         escalate: Option<u8>,
         span: &Range<usize>,
     ) -> Option<Mail> {
-        if !MAIL_TEMPLATES.contains(&template) {
+        if !self.catalog.mail_templates.contains(template) {
+            let known: Vec<&str> = self.catalog.mail_templates.iter().map(String::as_str).collect();
             self.problem(
                 span,
                 format!(
-                    "unknown mail template `{template}`; known: {}",
-                    MAIL_TEMPLATES.join(", ")
+                    "unknown mail template `{template}` (no `{template}.subject.tera`, `.html.tera` and `.txt.tera` \
+                     in the templates folder); known: {}",
+                    known.join(", ")
                 ),
             );
         }

@@ -55,6 +55,81 @@ impl Checker<'_> {
         }
     }
 
+    /// Claim continuity: a claim held in a state and again in a later one is held in every
+    /// state between, unless a state on the way `releases` it on purpose. A state left out
+    /// by mistake would let another case take the key in the gap (R1).
+    pub(super) fn check_claim_continuity(
+        &mut self,
+        raw: &RawDefinition,
+        transitions: &[Transition],
+        states: &BTreeMap<String, State>,
+    ) {
+        let holds = |state: &str, claim: &str| states.get(state).is_some_and(|s| s.claims.iter().any(|c| c == claim));
+        let releases = |state: &str, claim: &str| {
+            raw.states
+                .get(state)
+                .is_some_and(|s| s.get_ref().releases.iter().any(|c| c.get_ref() == claim))
+        };
+        for claim in raw.claims.keys() {
+            let mut reported = BTreeSet::new();
+            for t in transitions {
+                let Some(gap) = t.to.as_deref() else { continue };
+                let Some(from) = t.from.iter().find(|f| holds(f, claim)) else {
+                    continue;
+                };
+                if holds(gap, claim) || releases(gap, claim) || reported.contains(gap) {
+                    continue;
+                }
+                // The states reached from the gap without the claim, until one holds it again.
+                let mut came_from: BTreeMap<String, String> = BTreeMap::new();
+                let mut queue = VecDeque::from([gap.to_string()]);
+                let mut seen = BTreeSet::from([gap.to_string()]);
+                let mut again = None;
+                while let Some(state) = queue.pop_front() {
+                    for next in transitions
+                        .iter()
+                        .filter(|n| n.from.contains(&state))
+                        .filter_map(|n| n.to.as_deref())
+                    {
+                        if holds(next, claim) {
+                            came_from.insert(next.to_string(), state.clone());
+                            again = Some(next.to_string());
+                            break;
+                        }
+                        if !releases(next, claim) && seen.insert(next.to_string()) {
+                            came_from.insert(next.to_string(), state.clone());
+                            queue.push_back(next.to_string());
+                        }
+                    }
+                    if again.is_some() {
+                        break;
+                    }
+                }
+                let Some(again) = again else { continue };
+                let mut path = vec![again.clone()];
+                let mut at = again.as_str();
+                while let Some(prev) = came_from.get(at) {
+                    path.push(prev.clone());
+                    at = prev;
+                }
+                path.push(from.clone());
+                path.reverse();
+                reported.insert(gap.to_string());
+                if let Some(spanned) = raw.states.get(gap) {
+                    self.problem(
+                        &spanned.span(),
+                        format!(
+                            "claim `{claim}` is held in `{from}` and again in `{again}`, but not in `{gap}` between \
+                             them (path {}): add it to `claims` of `{gap}`, or write `releases = [\"{claim}\"]` \
+                             there if letting go is meant",
+                            path.join(" → ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// A `system` transition happens only when a timer fires it.
     pub(super) fn check_system_transitions(
         &mut self,

@@ -9,6 +9,7 @@
 
 mod effects;
 mod graph;
+mod types;
 
 use effects::rendered_slot;
 
@@ -22,9 +23,11 @@ use std::{
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use types::{Ty, Typer};
+
 use super::{
-    AgreementStatus, Claim, Definition, DefinitionError, DocumentRule, Expr, Field, Form, Guard, InputRef, Mail,
-    Message, Problem, Role, State, Template, Transition, UploadSlot, duration,
+    AgreementStatus, Catalog, Claim, Definition, DefinitionError, DocumentRule, Expr, Field, Form, Guard, InputRef,
+    Mail, Message, Problem, Role, State, Template, Transition, UploadSlot, duration,
     raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
@@ -39,51 +42,14 @@ pub fn known_field_kind(kind: &str) -> bool {
     FIELD_KINDS.contains(&kind) || crate::domain::known_kind(kind)
 }
 
-/// The names an expression may use: the case's parties, its data, the input being
-/// submitted, the definition's params, the actor, the state, the documents counted by
-/// slot, and which of the definition's claims another case holds (`held_elsewhere`).
-pub const EXPRESSION_VARIABLES: &[&str] = &[
-    "student",
-    "employer",
-    "school",
-    "data",
-    "input",
-    "params",
-    "actor",
-    "state",
-    "documents",
-    "held_elsewhere",
-];
-
-/// The mail templates in `templates/email/` the engine can fill (a test keeps this list
-/// and the folder in step).
-pub const MAIL_TEMPLATES: &[&str] = &[
-    "agreement_amended",
-    "agreement_confirmed",
-    "change_returned",
-    "daily_digest",
-    "destination_withdrawn",
-    "invitation_expired",
-    "invitation_expiring",
-    "invitation_received",
-    "invitation_rejected",
-    "review_approved",
-    "review_overdue",
-    "review_pending",
-    "review_rejected",
-    "termination_requested",
-];
-
-/// The Typst templates in `templates/agreement/` a rendered slot may name (a test keeps
-/// this list and the folder in step).
-pub const DOCUMENT_TEMPLATES: &[&str] = &["agreement", "termination_certificate"];
-
 const CLAIM_PLACEHOLDERS: &[&str] = &["student", "employer", "school", "case"];
 
-pub fn compile(file: &str, source: &str) -> Result<Definition, DefinitionError> {
+pub fn compile(file: &str, source: &str, catalog: &Catalog) -> Result<Definition, DefinitionError> {
     let mut checker = Checker {
         file,
         source,
+        catalog,
+        roots: Vec::new(),
         problems: Vec::new(),
     };
     let raw: RawDefinition = match toml::from_str(source) {
@@ -114,6 +80,9 @@ pub fn compile(file: &str, source: &str) -> Result<Definition, DefinitionError> 
 struct Checker<'a> {
     file: &'a str,
     source: &'a str,
+    catalog: &'a Catalog,
+    /// What conditions may read, typed (see [`Checker::roots`]).
+    roots: Vec<(&'static str, Ty)>,
     problems: Vec<Problem>,
 }
 
@@ -155,6 +124,7 @@ impl Checker<'_> {
         let claims = self.claims(&raw);
         let uploads = self.uploads(&raw);
         let documents = self.documents(&raw);
+        self.roots = roots(&raw, &forms, &claims);
         let all_transitions: Vec<&Spanned<RawTransition>> =
             std::iter::once(&raw.start).chain(raw.transitions.iter()).collect();
         let start = self.transition(&raw.start, &raw, &forms, true);
@@ -173,6 +143,8 @@ impl Checker<'_> {
             self.problem(&raw.name.span(), "the definition has no states");
         }
         self.check_graph(&raw, &start, &transitions, &states);
+        self.check_claim_continuity(&raw, &transitions, &states);
+        let destination_record = self.destination_record(&raw, &forms, &start, &transitions, &states);
         self.check_system_transitions(&raw, &states, &transitions);
         Definition {
             name: raw.name.get_ref().clone(),
@@ -181,6 +153,7 @@ impl Checker<'_> {
             hash: hex::encode(Sha256::digest(self.source.as_bytes())),
             source: self.source.to_string(),
             destination: raw.destination.map(|d| d.into_inner()),
+            destination_record,
             params,
             forms,
             claims,
@@ -287,8 +260,9 @@ impl Checker<'_> {
                 checker.problem(
                     &at,
                     format!(
-                        "param `{name}` (the {what} of field `{}`) is not a duration such as \"7d\"",
-                        raw.name
+                        "param `{name}` (the {what} of field `{}`) is not a duration such as \"7d\" (at most {})",
+                        raw.name,
+                        duration::MAX_TEXT
                     ),
                 );
             }
@@ -296,6 +270,21 @@ impl Checker<'_> {
         };
         let default_after = duration_of(&raw.default_after, "default_after", self);
         let max_after = duration_of(&raw.max_after, "max_after", self);
+        if let (Some(default), Some(max)) = (default_after, max_after)
+            && default > max
+        {
+            self.problem(
+                &span,
+                format!(
+                    "field `{}`: its default (param `{}`, {}) is longer than its maximum (param `{}`, {})",
+                    raw.name,
+                    raw.default_after.as_deref().unwrap_or_default(),
+                    duration::format(default),
+                    raw.max_after.as_deref().unwrap_or_default(),
+                    duration::format(max)
+                ),
+            );
+        }
         if raw.kind == "deadline" && (raw.default_after.is_none() || raw.max_after.is_none()) {
             self.problem(
                 &span,
@@ -359,13 +348,15 @@ impl Checker<'_> {
             let r = rule.get_ref();
             let template = match &r.template {
                 Some(name) => {
-                    if !DOCUMENT_TEMPLATES.contains(&name.get_ref().as_str()) {
+                    if !self.catalog.document_templates.contains(name.get_ref()) {
+                        let known: Vec<&str> = self.catalog.document_templates.iter().map(String::as_str).collect();
                         self.problem(
                             &name.span(),
                             format!(
-                                "document `{slot}` names unknown template `{}`; known: {}",
+                                "document `{slot}` names unknown template `{}` (no `{}.typ` in the templates folder); known: {}",
                                 name.get_ref(),
-                                DOCUMENT_TEMPLATES.join(", ")
+                                name.get_ref(),
+                                known.join(", ")
                             ),
                         );
                     }
@@ -426,6 +417,19 @@ impl Checker<'_> {
         for claim in &s.claims {
             if !raw.claims.contains_key(claim) {
                 self.problem(&span, format!("state `{name}` holds unknown claim `{claim}`"));
+            }
+        }
+        for claim in &s.releases {
+            if !raw.claims.contains_key(claim.get_ref()) {
+                self.problem(
+                    &claim.span(),
+                    format!("state `{name}` releases unknown claim `{}`", claim.get_ref()),
+                );
+            } else if s.claims.contains(claim.get_ref()) {
+                self.problem(
+                    &claim.span(),
+                    format!("state `{name}` both holds and releases claim `{}`", claim.get_ref()),
+                );
             }
         }
         let mut timers = Vec::new();
@@ -633,7 +637,8 @@ impl Checker<'_> {
         moves
     }
 
-    /// Compiles a CEL condition and checks it uses only the known variables.
+    /// Compiles a CEL condition and type-checks it against what the definition declares:
+    /// it must be boolean and read only declared names.
     fn expr(&mut self, source: &str, span: &Range<usize>) -> Option<Expr> {
         let program = match cel::Program::compile(source) {
             Ok(p) => p,
@@ -648,21 +653,78 @@ impl Checker<'_> {
                 return None;
             }
         };
-        for var in program.references().variables() {
-            if !EXPRESSION_VARIABLES.contains(&var) {
-                self.problem(
-                    span,
-                    format!(
-                        "condition `{source}` uses unknown name `{var}`; known: {}",
-                        EXPRESSION_VARIABLES.join(", ")
-                    ),
-                );
-            }
+        let mut typer = Typer::new(&self.roots);
+        typer.condition(program.expression());
+        let errors = std::mem::take(&mut typer.errors);
+        let failed = !errors.is_empty();
+        for error in errors {
+            self.problem(span, format!("condition `{source}` {error}"));
         }
-        Some(Expr {
+        (!failed).then(|| Expr {
             source: source.to_string(),
             program: Arc::new(program),
         })
+    }
+
+    /// `[destination_record]`: its paths must be text fields of the forms; and a definition
+    /// that records an agreement's destination (no registration field) must say where the
+    /// location comes from.
+    fn destination_record(
+        &mut self,
+        raw: &RawDefinition,
+        forms: &BTreeMap<String, Form>,
+        start: &Transition,
+        transitions: &[Transition],
+        states: &BTreeMap<String, State>,
+    ) -> super::DestinationRecordMap {
+        let fields: Vec<&Field> = forms.values().flat_map(|f| &f.fields).collect();
+        let path = |p: &Option<Spanned<String>>, what: &str, checker: &mut Self| -> Option<String> {
+            let p = p.as_ref()?;
+            match fields.iter().find(|f| &f.name == p.get_ref()) {
+                Some(f) if f.kind == "text" || f.kind == "multiline" => {}
+                Some(f) => checker.problem(
+                    &p.span(),
+                    format!(
+                        "destination_record.{what} names `{}`, a field of kind `{}`, not text",
+                        f.name, f.kind
+                    ),
+                ),
+                None => {
+                    let known: Vec<&str> = fields
+                        .iter()
+                        .filter(|f| f.kind == "text")
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    checker.problem(
+                        &p.span(),
+                        format!(
+                            "destination_record.{what} names `{}`, which no form declares; text fields: {}",
+                            p.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            Some(p.get_ref().clone())
+        };
+        let map = raw.destination_record.as_ref().map(|r| r.get_ref());
+        let unit = map.and_then(|m| path(&m.unit, "unit", self));
+        let location = map.and_then(|m| path(&m.location, "location", self));
+        let records = std::iter::once(start)
+            .chain(transitions)
+            .any(|t| t.effects.contains(&super::Effect::RecordDestination))
+            || states
+                .values()
+                .any(|s| s.on_enter.contains(&super::Effect::RecordDestination));
+        let registers = fields.iter().any(|f| f.kind == "destination");
+        if records && !registers && location.is_none() {
+            self.problem(
+                &raw.name.span(),
+                "the definition records a destination but does not say where its location comes from: \
+                 add `[destination_record]` with `location = \"…\"` (a text field of a form)",
+            );
+        }
+        super::DestinationRecordMap { unit, location }
     }
 
     fn check_unique_names(&mut self, transitions: &[&Spanned<RawTransition>]) {
@@ -676,6 +738,67 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// What a condition may read, with its type: the parties' records (as the platform syncs
+/// them), the case data and the input (the forms' fields, the paths `record_actor` writes,
+/// and what the `assign_agreement_number` effect writes), the params, the actor, the state,
+/// the documents counted by slot, and the claims held elsewhere.
+fn roots(
+    raw: &RawDefinition,
+    forms: &BTreeMap<String, Form>,
+    claims: &BTreeMap<String, Claim>,
+) -> Vec<(&'static str, Ty)> {
+    use crate::domain::parties::{EMPLOYER_FIELDS, SCHOOL_FIELDS, STUDENT_FIELDS};
+    let party = |name: &str, fields: &[(&str, &str)]| {
+        let mut paths: Vec<(String, Ty)> = vec![("id".into(), Ty::String)];
+        paths.extend(fields.iter().map(|(f, kind)| (f.to_string(), types::kind_type(kind))));
+        Ty::record(name, &paths)
+    };
+    let fields: Vec<(String, Ty)> = forms
+        .values()
+        .flat_map(|f| &f.fields)
+        .map(|f| (f.name.clone(), types::kind_type(&f.kind)))
+        .collect();
+    let mut data = fields.clone();
+    for t in std::iter::once(&raw.start).chain(&raw.transitions) {
+        if let Some(path) = &t.get_ref().record_actor {
+            data.push((path.get_ref().clone(), Ty::String));
+        }
+    }
+    data.push(("agreement.number".into(), Ty::String));
+    data.push(("agreement.verification_code".into(), Ty::String));
+    let actor = Ty::record(
+        "actor",
+        &[
+            ("role".into(), Ty::String),
+            ("party".into(), Ty::String),
+            ("school".into(), Ty::String),
+        ],
+    );
+    let params = Ty::Object(
+        "params".into(),
+        raw.params
+            .iter()
+            .map(|(k, v)| (k.clone(), types::toml_type(v.get_ref())))
+            .collect(),
+    );
+    let held = Ty::Object(
+        "held_elsewhere".into(),
+        claims.keys().map(|k| (k.clone(), Ty::Bool)).collect(),
+    );
+    vec![
+        ("student", party("student", STUDENT_FIELDS)),
+        ("employer", party("employer", EMPLOYER_FIELDS)),
+        ("school", party("school", SCHOOL_FIELDS)),
+        ("data", Ty::record("data", &data)),
+        ("input", Ty::record("input", &fields)),
+        ("params", params),
+        ("actor", actor),
+        ("state", Ty::String),
+        ("documents", Ty::Map(Box::new(Ty::Int))),
+        ("held_elsewhere", held),
+    ]
 }
 
 /// Words of letters, digits and `_` joined by dots: a data path.
