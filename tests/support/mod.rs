@@ -5,7 +5,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gradsign::{app::App, clock::ManualClock, config::Config, definition::Role, engine::Actor, jobs::Job};
+use gradsign::{
+    app::App,
+    clock::{ManualClock, SystemClock},
+    config::Config,
+    definition::Role,
+    engine::Actor,
+    jobs::Job,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -66,6 +73,34 @@ pub async fn spawn_seeded(backend: Backend) -> Option<TestApp> {
 
 /// [`spawn_app`] with the configuration adjusted first (an SMTP sink, a small upload limit…).
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_clocked(backend, adjust, None).await
+}
+
+/// [`spawn_app`] on the system clock, with the product's poll interval: for the few tests
+/// of timing that must run in real time (`clock` is then not the app's clock).
+pub async fn spawn_app_real_clock(backend: Backend) -> Option<TestApp> {
+    spawn_app_real_clock_with(backend, |_| {}).await
+}
+
+/// [`spawn_app_real_clock`] with the configuration adjusted (`workers = false`: HTTP
+/// only, the workers run in another process).
+pub async fn spawn_app_real_clock_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_clocked(
+        backend,
+        |c| {
+            c.worker_poll_ms = Config::default().worker_poll_ms;
+            adjust(c)
+        },
+        Some(Arc::new(SystemClock)),
+    )
+    .await
+}
+
+async fn spawn_clocked(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Config),
+    real: Option<gradsign::clock::SharedClock>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut config = Config {
@@ -86,7 +121,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         pg_database = Some(db);
     }
     let clock = ManualClock::new();
-    let app = App::build(config, Arc::new(clock.clone()))
+    let app = App::build(config, real.unwrap_or_else(|| Arc::new(clock.clone())))
         .await
         .expect("the app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -101,7 +136,9 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
             })
             .await;
     });
-    app.spawn_workers(stop_rx);
+    if app.config.workers {
+        app.spawn_workers(stop_rx);
+    }
     Some(TestApp {
         base,
         client: reqwest::Client::new(),
