@@ -129,8 +129,9 @@ impl App {
         let engine = self.engine.clone();
         let poll = self.config.worker_poll();
         let wake = self.wake.clone();
+        let timer_loop = self.config.timer_loop;
         tokio::spawn(async move {
-            runner::run(engine, wake, poll, async move {
+            runner::run(engine, wake, poll, timer_loop, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await

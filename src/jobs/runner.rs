@@ -90,10 +90,12 @@ fn backoff(q: &QueueConfig) -> apalis::layers::retry::backoff::ExponentialBackof
 
 /// Runs every queue's workers, the timer loop and every cron schedule until `shutdown`
 /// resolves. `poll` is how often an idle worker looks without a wake-up (the safety net).
+/// Without `timer_loop`, timers fire only by the sweep (tests on a manual clock).
 pub async fn run(
     engine: Engine,
     wake: Wake,
     poll: Duration,
+    timer_loop: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -101,12 +103,14 @@ pub async fn run(
     if let Db::Postgres(pool) = &engine.db {
         tasks.push(tokio::spawn(listen(pool.clone(), wake.clone(), stopped.clone())));
     }
-    tasks.push(tokio::spawn(timer_loop(
-        engine.clone(),
-        wake.subscribe(Topic::Timers),
-        poll,
-        stopped,
-    )));
+    if timer_loop {
+        tasks.push(tokio::spawn(run_timers(
+            engine.clone(),
+            wake.subscribe(Topic::Timers),
+            poll,
+            stopped,
+        )));
+    }
     let mut monitor = Monitor::new().shutdown_timeout(Duration::from_secs(10));
     let queues = engine.workers.queues.clone();
     for q in queues {
@@ -136,7 +140,7 @@ const TIMER_BATCH: i64 = 500;
 /// a timer was set, or `idle` passes), then fires every due one. Every worker process
 /// runs one; two that reach for the same timer are sorted out by `fire_timer`, which
 /// re-checks it under lock (the loser finds it fired).
-async fn timer_loop(engine: Engine, mut wakes: Receiver<()>, idle: Duration, mut stop: watch::Receiver<bool>) {
+async fn run_timers(engine: Engine, mut wakes: Receiver<()>, idle: Duration, mut stop: watch::Receiver<bool>) {
     let concurrency = engine
         .workers
         .queue_of("fire_timer")

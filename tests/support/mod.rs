@@ -1,6 +1,7 @@
 //! The black-box harness: `spawn_app(backend)` starts the whole application — HTTP on
 //! port 0 and the apalis workers — on a fresh database (a SQLite file in a temporary
-//! folder, or a new PostgreSQL database), with a clock the test moves by hand.
+//! folder, or a new PostgreSQL database), with a clock the test moves by hand (timers
+//! fire when the test sweeps), or on the system clock for the few tests of real time.
 #![allow(dead_code)]
 
 use std::{sync::Arc, time::Duration};
@@ -113,6 +114,9 @@ async fn spawn_clocked(
         worker_poll_ms: 50,
         ..Config::default()
     };
+    // On the manual clock, timers fire when a test sweeps; the timer loop runs on the
+    // real clock (`spawn_app_real_clock`, tests/timers_realtime.rs).
+    config.timer_loop = real.is_some();
     adjust(&mut config);
     let mut pg_database = None;
     if backend == Backend::Postgres {
