@@ -526,8 +526,15 @@ impl Engine {
             .queue_of(job.kind())
             .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
         let delay = (at - self.now()).max(chrono::Duration::zero());
-        // Whole seconds, rounded up: a job must not run before its moment.
-        let run_at = ((Utc::now() + delay).timestamp_millis().max(0) as u64).div_ceil(1000);
+        // apalis keeps whole seconds. A job for now may run at once: this second, rounded
+        // down (rounded up, it waited for the next second and the next poll after it). A
+        // later one is rounded up: a job must not run before its moment.
+        let at_ms = (Utc::now() + delay).timestamp_millis().max(0) as u64;
+        let run_at = if delay.is_zero() {
+            at_ms / 1000
+        } else {
+            at_ms.div_ceil(1000)
+        };
         tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
             .await?;
         Ok(())
