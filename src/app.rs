@@ -18,9 +18,12 @@ use crate::{
         service::{Engine, Settings},
     },
     http::{AppState, router},
-    jobs::{WorkersConfig, runner},
+    jobs::{
+        WorkersConfig, runner,
+        wake::{Topic, Wake},
+    },
     mail::{Mailer, Templates},
-    store::Db,
+    store::{Db, InsertHook, Inserted},
 };
 
 /// What definitions are checked against: the mail templates and Typst templates of the
@@ -44,6 +47,8 @@ pub struct App {
     pub config: Config,
     pub engine: Engine,
     pub keys: Arc<Keys>,
+    /// This process's wake-ups for its workers (fed by the database: `jobs::wake`).
+    pub wake: Wake,
 }
 
 impl App {
@@ -59,7 +64,15 @@ impl App {
         let secret = config.jwt_secret()?;
         crate::private_files::lock_down(&config.data_dir)
             .with_context(|| format!("cannot create or protect the data folder {}", config.data_dir.display()))?;
-        let db = Db::connect(&config.database_url())
+        let wake = Wake::default();
+        let hook: InsertHook = {
+            let wake = wake.clone();
+            Arc::new(move |inserted| match inserted {
+                Inserted::Job => wake.send(&Topic::AnyQueue),
+                Inserted::Timer => wake.send(&Topic::Timers),
+            })
+        };
+        let db = Db::connect_with(&config.database_url(), Some(hook))
             .await
             .context("cannot open the database")?;
         db.migrate().await.context("cannot migrate the database")?;
@@ -84,12 +97,18 @@ impl App {
             settings: Arc::new(settings),
             renderer,
             mail: Some(Arc::new(mail)),
+            metrics: Arc::default(),
         };
         engine
             .publish_definitions()
             .await
             .context("cannot store the workflow definitions")?;
-        Ok(App { config, engine, keys })
+        Ok(App {
+            config,
+            engine,
+            keys,
+            wake,
+        })
     }
 
     pub fn state(&self) -> AppState {
@@ -125,8 +144,10 @@ impl App {
     pub fn spawn_workers(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<anyhow::Result<()>> {
         let engine = self.engine.clone();
         let poll = self.config.worker_poll();
+        let wake = self.wake.clone();
+        let timer_loop = self.config.timer_loop;
         tokio::spawn(async move {
-            runner::run(engine, poll, async move {
+            runner::run(engine, wake, poll, timer_loop, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await

@@ -149,6 +149,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// How often an idle worker polls its queue, in milliseconds (1000).
     pub worker_poll_ms: u64,
+    /// Whether the workers run the timer loop (true). Not a flag: the tests that move a
+    /// manual clock by hand turn it off and fire timers by sweeping.
+    pub timer_loop: bool,
     /// Largest accepted upload, in bytes (10 MB).
     pub max_upload_bytes: usize,
     /// Longest a request may take, reading its body included, before `408` (60 s).
@@ -193,6 +196,7 @@ impl Default for Config {
             templates_dir: PathBuf::from("templates"),
             base_url: None,
             worker_poll_ms: 1000,
+            timer_loop: true,
             max_upload_bytes: 10 * 1024 * 1024,
             request_timeout_secs: 60,
             header_read_timeout_secs: 15,
@@ -224,6 +228,7 @@ impl fmt::Debug for Config {
             .field("templates_dir", &self.templates_dir)
             .field("base_url", &self.base_url)
             .field("worker_poll_ms", &self.worker_poll_ms)
+            .field("timer_loop", &self.timer_loop)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)

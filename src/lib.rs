@@ -26,6 +26,7 @@ pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod metrics;
 pub mod private_files;
 pub mod render;
 pub mod store;

@@ -11,6 +11,7 @@
 pub mod documents;
 pub mod effects;
 mod expr;
+pub mod health;
 pub mod input;
 pub mod notify;
 pub mod service;

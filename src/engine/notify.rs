@@ -26,8 +26,12 @@ pub struct MailService {
     pub platform_admin: Option<String>,
 }
 
-/// How long a sender may hold a mail before another may try it.
-const LEASE_MS: i64 = 120_000;
+/// How long a sender may hold a mail before another may try it: a little longer than
+/// the SMTP exchange may take, so a sender killed mid-exchange delays its mail by
+/// seconds, not minutes.
+const LEASE_MS: i64 = 15_000;
+/// The longest one SMTP exchange may take; a slower one counts as a transient failure.
+const SEND_LIMIT: std::time::Duration = std::time::Duration::from_secs(12);
 
 fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Shanghai)
@@ -278,18 +282,36 @@ impl Engine {
         let Some(service) = self.mail.clone() else {
             return Ok(());
         };
-        let now = millis(self.now());
-        let mut tx = self.db.begin().await?;
-        let Some(email) = tx.email(id).await? else {
-            return Ok(());
-        };
-        match email.status.as_str() {
-            "sent" | "skipped" | "failed" => return Ok(()),
-            "sending" if email.lease_until.unwrap_or(0) > now => {
-                return Err(StoreError::Queue(format!("mail {id} is being sent by another worker")).into());
+        let mut waited = false;
+        let (mut tx, email, now) = loop {
+            let now = millis(self.now());
+            let mut tx = self.db.begin().await?;
+            let Some(email) = tx.email(id).await? else {
+                return Ok(());
+            };
+            match email.status.as_str() {
+                "sent" | "skipped" | "failed" => return Ok(()),
+                "sending" if email.lease_until.unwrap_or(0) > now => {
+                    // Another sender holds it — or held it and died (its job came back
+                    // when its worker was declared dead). Wait out the lease once.
+                    let left = email.lease_until.unwrap_or(0) - now;
+                    tx.rollback().await?;
+                    if waited || left > LEASE_MS {
+                        return Err(StoreError::Queue(format!("mail {id} is being sent by another worker")).into());
+                    }
+                    waited = true;
+                    tokio::time::sleep(std::time::Duration::from_millis(left as u64 + 50)).await;
+                }
+                "sending" => {
+                    // The last exchange was cut (its sender died): the receiver may have the
+                    // message already; it is sent again with the same Message-ID.
+                    tracing::warn!(email = %id, "mail sent again after an interrupted exchange");
+                    self.metrics.inc("gradsign_mail_resends_total", &[]);
+                    break (tx, email, now);
+                }
+                _ => break (tx, email, now),
             }
-            _ => {}
-        }
+        };
         let attempts = email.attempts + 1;
         tx.set_email_status(
             id,
@@ -301,20 +323,29 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        let outcome = self.deliver(&service, &email).await;
+        let outcome = match tokio::time::timeout(SEND_LIMIT, self.deliver(&service, &email)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err((
+                format!("the SMTP exchange took longer than {} s", SEND_LIMIT.as_secs()),
+                true,
+            )),
+        };
         let mut tx = self.db.begin().await?;
         let result = match outcome {
             Ok(()) => {
+                self.metrics.inc("gradsign_mails_total", &[("result", "sent")]);
                 tx.set_email_status(id, "sent", attempts, None, None, Some(millis(self.now())))
                     .await?;
                 Ok(())
             }
             Err((message, transient)) if transient && (attempts as usize) < max_attempts => {
+                self.metrics.inc("gradsign_mails_total", &[("result", "retry")]);
                 tx.set_email_status(id, "pending", attempts, Some(&message), None, None)
                     .await?;
                 Err(StoreError::Queue(message).into())
             }
             Err((message, _)) => {
+                self.metrics.inc("gradsign_mails_total", &[("result", "failed")]);
                 tracing::warn!(email = %id, template = %email.template, error = %message, "mail failed for good");
                 tx.set_email_status(id, "failed", attempts, Some(&message), None, None)
                     .await?;

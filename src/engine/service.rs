@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -99,6 +100,19 @@ pub struct Engine {
     pub renderer: Arc<super::documents::LazyRenderer>,
     /// Templates and transport; `None` where no mail is configured (the CLI).
     pub mail: Option<Arc<super::notify::MailService>>,
+    /// This process's counters and histograms (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// One pass of the timer loop over the due timers.
+#[derive(Debug, Default)]
+pub struct DueTimers {
+    /// Due timers looked at.
+    pub seen: usize,
+    /// Those that could not fire (an error; logged).
+    pub failed: usize,
+    /// Due time to firing of those that fired, in milliseconds.
+    pub lags: Vec<i64>,
 }
 
 /// What the engine needs to know of its surroundings. `Debug` hides the key.
@@ -143,6 +157,15 @@ impl Engine {
 
     /// Starts a case of `start.workflow` on behalf of `actor`.
     pub async fn start(&self, actor: &Actor, start: Start, idem: Option<Idempotency>) -> Result<Answer> {
+        let started = std::time::Instant::now();
+        let workflow = start.workflow.clone();
+        let answer = self.start_counted(actor, start, idem).await;
+        // The start is named after the workflow's start, not a transition of it.
+        self.count_transition(&workflow, "start", &answer, started);
+        answer
+    }
+
+    async fn start_counted(&self, actor: &Actor, start: Start, idem: Option<Idempotency>) -> Result<Answer> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         // The active version, read from the database: an activation through any process
@@ -232,9 +255,48 @@ impl Engine {
         if_match: Option<i64>,
         idem: Option<Idempotency>,
     ) -> Result<Answer> {
+        let started = std::time::Instant::now();
+        let mut workflow = String::new();
+        let answer = self
+            .fire_counted(actor, case_id, transition, input, if_match, idem, &mut workflow)
+            .await;
+        self.count_transition(&workflow, transition, &answer, started);
+        answer
+    }
+
+    /// Counts and times a transition asked for, by its outcome.
+    fn count_transition(&self, workflow: &str, transition: &str, answer: &Result<Answer>, started: std::time::Instant) {
+        let outcome = match answer {
+            Ok(_) => "ok",
+            Err(EngineError::Store(_)) => "error",
+            Err(_) => "refused",
+        };
+        // Names a client made up would make a series each: they count as `other`.
+        let def = self.registry.current(workflow);
+        let known = def
+            .as_ref()
+            .is_some_and(|d| transition == "start" || d.transitions.iter().any(|t| t.name == transition));
+        let workflow = if def.is_some() { workflow } else { "other" };
+        let transition = if known { transition } else { "other" };
+        self.metrics
+            .transition(workflow, transition, outcome, started.elapsed());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fire_counted(
+        &self,
+        actor: &Actor,
+        case_id: &str,
+        transition: &str,
+        input: &Value,
+        if_match: Option<i64>,
+        idem: Option<Idempotency>,
+        workflow: &mut String,
+    ) -> Result<Answer> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let row = tx.lock_case(case_id).await?.ok_or_else(|| not_found("case", case_id))?;
+        workflow.clone_from(&row.workflow);
         let case = self.case_ref(&mut tx, &row).await?;
         if !is_party(&case, actor) {
             return Err(Refusal::NotYourCase.into());
@@ -413,7 +475,7 @@ impl Engine {
         Ok(row)
     }
 
-    /// A timer row and, beside it, the apalis job that fires it on time.
+    /// A timer row; the workers' timer loops fire it when it is due.
     async fn set_timer(
         &self,
         tx: &mut Tx,
@@ -439,7 +501,9 @@ impl Engine {
             spec,
         };
         tx.insert_timer(&timer, now_ms).await?;
-        self.push(tx, &Job::FireTimer { timer_id: timer.id }, due).await
+        // The timer loop of every worker fires it on time (`jobs::runner`); the notice
+        // wakes the loops of other processes, so the new timer is on their schedule.
+        Ok(tx.notify_timer_set().await?)
     }
 
     /// Pushes a job onto the queue configured for its kind, in the caller's transaction.
@@ -453,8 +517,15 @@ impl Engine {
             .queue_of(job.kind())
             .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
         let delay = (at - self.now()).max(chrono::Duration::zero());
-        // Whole seconds, rounded up: a job must not run before its moment.
-        let run_at = ((Utc::now() + delay).timestamp_millis().max(0) as u64).div_ceil(1000);
+        // apalis keeps whole seconds. A job for now may run at once: this second, rounded
+        // down (rounded up, it waited for the next second and the next poll after it). A
+        // later one is rounded up: a job must not run before its moment.
+        let at_ms = (Utc::now() + delay).timestamp_millis().max(0) as u64;
+        let run_at = if delay.is_zero() {
+            at_ms / 1000
+        } else {
+            at_ms.div_ceil(1000)
+        };
         tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
             .await?;
         Ok(())
@@ -523,7 +594,44 @@ impl Engine {
         Ok(TimerFired::Fired)
     }
 
-    /// Fires every due timer (the safety net behind the per-timer jobs). Returns how
+    /// Fires the timers due now, up to `limit`, `concurrency` at a time (the timer
+    /// loop). Returns how many were looked at, how many could not fire (an error), and the
+    /// delays of those that fired (due time to firing, in milliseconds).
+    pub async fn fire_due_timers(&self, limit: i64, concurrency: usize) -> Result<DueTimers> {
+        let mut tx = self.db.read().await?;
+        let due = tx.due_timers(millis(self.now()), limit).await?;
+        tx.rollback().await?;
+        let seen = due.len();
+        let fired = futures::stream::iter(due)
+            .map(|timer| async move {
+                match self.fire_timer(&timer.id).await {
+                    Ok(TimerFired::Fired) => Ok(Some(millis(self.now()) - timer.due_at)),
+                    Ok(_) => Ok(None),
+                    Err(e) => {
+                        tracing::warn!(timer = %timer.id, case = %timer.case_id, error = %e, "timer could not fire");
+                        Err(())
+                    }
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        Ok(DueTimers {
+            seen,
+            failed: fired.iter().filter(|f| f.is_err()).count(),
+            lags: fired.into_iter().filter_map(|f| f.ok().flatten()).collect(),
+        })
+    }
+
+    /// When the next pending timer is due, on the engine's clock.
+    pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let mut tx = self.db.read().await?;
+        let due = tx.next_timer_due().await?;
+        tx.rollback().await?;
+        Ok(due.map(from_millis))
+    }
+
+    /// Fires every due timer (the safety net behind the timer loops). Returns how
     /// many fired.
     pub async fn sweep_timers(&self) -> Result<usize> {
         let mut fired = 0;

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use crate::{auth::Keys, engine::service::Engine};
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    response::IntoResponse,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post, put},
 };
 use error::ApiError;
@@ -83,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .with_state(state);
@@ -113,18 +116,63 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and every queue has a live worker (in this process
+/// or another on the same database).
+#[utoipa::path(get, path = "/readyz", operation_id = "readiness", tag = "operations",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "`ready`: the database answers and every queue has a live worker"),
+        (status = 503, description = "the database does not answer, or a queue has no live worker")))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    let unavailable = |en: String, zh: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", en, zh);
     state.engine.db.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "not ready");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
-            "the database does not answer",
-            "数据库暂不可用",
-        )
+        tracing::warn!(error = %e, "not ready: the database does not answer");
+        unavailable("the database does not answer".into(), "数据库暂不可用".into())
     })?;
+    let idle = state.engine.queues_without_workers().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready: cannot read the workers");
+        unavailable("the workers cannot be read".into(), "无法读取后台任务进程状态".into())
+    })?;
+    if !idle.is_empty() {
+        let queues = idle.join(", ");
+        tracing::warn!(queues = %queues, "not ready: queues without a live worker");
+        return Err(unavailable(
+            format!("no live worker runs the queues {queues}"),
+            format!("以下队列没有在运行的后台任务进程：{queues}"),
+        ));
+    }
     Ok("ready")
+}
+
+/// The Prometheus text exposition (`metrics.rs`).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain",
+        description = "Prometheus text format 0.0.4: this process's transitions, timers, renders, mails and HTTP requests, and every queue's jobs as the database has them")))]
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state.engine.metrics_text().await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    ))
+}
+
+/// Counts and times every routed request by its route (the pattern, not the path, so
+/// ids do not make new series) and status.
+async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let metrics = &state.engine.metrics;
+    let status = response.status().as_u16().to_string();
+    metrics.inc(
+        "gradsign_http_requests_total",
+        &[("route", &route), ("status", &status)],
+    );
+    metrics.observe("gradsign_http_request_seconds", &[("route", &route)], started.elapsed());
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -22,10 +22,10 @@ use super::{admin, cases, documents, error, parties, reference, workflows};
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_employer, parties::destination, parties::destinations,
         documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories, workflows::list, workflows::audit, workflows::publish, workflows::versions, workflows::source,
-        workflows::graph, workflows::activate, workflows::impact),
+        workflows::graph, workflows::activate, workflows::impact, super::readyz, super::metrics),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &ProblemResponses),
-    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"), (name = "workflows", description = "publishing and activating workflow versions, and their audit"))
+    tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"), (name = "workflows", description = "publishing and activating workflow versions, and their audit"), (name = "operations", description = "readiness and metrics for operators"))
 )]
 pub struct ApiDoc;
 

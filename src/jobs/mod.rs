@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod runner;
+pub mod wake;
 
 use serde::{Deserialize, Serialize};
 

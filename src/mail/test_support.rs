@@ -48,6 +48,11 @@ struct Shared {
     count: watch::Sender<usize>,
     /// Replies to give to the next DATA commands instead of `250`, oldest first.
     failures: Mutex<VecDeque<u16>>,
+    /// How many of the next messages get no answer at all after DATA (a cut exchange).
+    stalls: Mutex<usize>,
+    /// The messages left unanswered; waiters watch their number.
+    stalled: Mutex<Vec<ReceivedMail>>,
+    stalled_count: watch::Sender<usize>,
 }
 
 impl SmtpSink {
@@ -59,6 +64,9 @@ impl SmtpSink {
             received: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
             failures: Mutex::new(VecDeque::new()),
+            stalls: Mutex::new(0),
+            stalled: Mutex::new(Vec::new()),
+            stalled_count: watch::Sender::new(0),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(SmtpSink { addr, shared, server })
@@ -87,6 +95,31 @@ impl SmtpSink {
             .lock()
             .unwrap()
             .extend(std::iter::repeat_n(code, n));
+    }
+
+    /// Leaves the next `n` messages unanswered after their DATA, as a server that hangs
+    /// (or a network cut) would; the sender never learns whether they arrived. They are
+    /// kept apart from the accepted ones ([`SmtpSink::stalled`]).
+    pub fn stall_next_data(&self, n: usize) {
+        *self.shared.stalls.lock().unwrap() += n;
+    }
+
+    /// The messages left unanswered so far.
+    pub fn stalled(&self) -> Vec<ReceivedMail> {
+        self.shared.stalled.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` messages have been left unanswered; gives up after `within`.
+    pub async fn wait_for_stalled(&self, n: usize, within: Duration) -> Result<Vec<ReceivedMail>, WaitTimeout> {
+        let mut count = self.shared.stalled_count.subscribe();
+        match tokio::time::timeout(within, count.wait_for(|c| *c >= n)).await {
+            Ok(Ok(_)) => Ok(self.stalled()),
+            _ => Err(WaitTimeout {
+                wanted: n,
+                got: *self.shared.stalled_count.borrow(),
+                within,
+            }),
+        }
     }
 
     /// All messages accepted so far, in arrival order.
@@ -182,6 +215,24 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
                 let data = read_data(&mut lines).await?;
                 let envelope = std::mem::take(&mut envelope);
+                if take_stall(&shared) {
+                    let count = {
+                        let mut stalled = shared.stalled.lock().unwrap();
+                        stalled.push(ReceivedMail {
+                            mail_from: envelope.mail_from.unwrap_or_default(),
+                            rcpt_to: envelope.rcpt_to,
+                            data,
+                        });
+                        stalled.len()
+                    };
+                    shared.stalled_count.send_replace(count);
+                    // No answer, ever: wait for the client to go away.
+                    let mut rest = Vec::new();
+                    while lines.read_until(b'\n', &mut rest).await? > 0 {
+                        rest.clear();
+                    }
+                    return Ok(());
+                }
                 accept_data(&shared, envelope, data).into()
             }
             "RSET" => {
@@ -226,6 +277,13 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(lines: &mut R) -> std::io::Result
         let unstuffed = if line.starts_with(b".") { &line[1..] } else { &line[..] };
         data.extend_from_slice(unstuffed);
     }
+}
+
+fn take_stall(shared: &Shared) -> bool {
+    let mut stalls = shared.stalls.lock().unwrap();
+    let stall = *stalls > 0;
+    *stalls = stalls.saturating_sub(1);
+    stall
 }
 
 /// Records the message, or answers with the next queued failure code.

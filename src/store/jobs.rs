@@ -3,7 +3,7 @@
 
 use apalis::prelude::TaskBuilder;
 
-use super::{Result, StoreError, Tx};
+use super::{Result, StoreError, Tx, on_tx};
 
 impl Tx {
     /// Pushes one encoded job onto `queue`, to run at `run_at` (Unix seconds).
@@ -16,9 +16,101 @@ impl Tx {
             Tx::Sqlite(t) => apalis_sqlite::queries::push_tasks(&mut **t, queue, &[task])
                 .await
                 .map_err(|e| StoreError::Queue(e.to_string())),
-            Tx::Postgres(t) => apalis_postgres::queries::push_tasks(&mut **t, queue, vec![task])
-                .await
-                .map_err(|e| StoreError::Queue(e.to_string())),
+            Tx::Postgres(t) => {
+                apalis_postgres::queries::push_tasks(&mut **t, queue, vec![task])
+                    .await
+                    .map_err(|e| StoreError::Queue(e.to_string()))?;
+                self.notify(&format!("job:{queue}")).await
+            }
         }
+    }
+
+    /// Tells the workers of every process, at commit, that a timer was set (PostgreSQL;
+    /// SQLite's hooks see the insert).
+    pub async fn notify_timer_set(&mut self) -> Result<()> {
+        self.notify("timer").await
+    }
+
+    async fn notify(&mut self, payload: &str) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::WAKE_CHANNEL)
+                .bind(payload)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// When the next pending timer is due (epoch milliseconds).
+    pub async fn next_timer_due(&mut self) -> Result<Option<i64>> {
+        let sql = "SELECT MIN(due_at) FROM timers WHERE status = 'pending'";
+        let due: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(sql).fetch_one(c).await)?;
+        Ok(due)
+    }
+}
+
+/// One queue's jobs by status, as the gauges of `GET /metrics` show them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueCounts {
+    pub queue: String,
+    /// Due and not yet running (`Pending`, or fetched by a worker: `Queued`).
+    pub waiting: i64,
+    pub running: i64,
+    /// Failed for good (`Failed`, `Killed`).
+    pub failed: i64,
+    /// When the oldest waiting job became due (Unix seconds).
+    pub oldest_due: Option<i64>,
+}
+
+impl Tx {
+    /// The jobs of every queue by status, at `now` (Unix seconds). Read from apalis's
+    /// table, so it counts every process's jobs.
+    pub async fn queue_counts(&mut self, now: i64) -> Result<Vec<QueueCounts>> {
+        // Done jobs stay in the table: counting only the other statuses uses the index.
+        let sqlite = "SELECT job_type,
+                SUM(CASE WHEN status IN ('Pending', 'Queued') AND run_at <= $1 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN status = 'Running' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN status IN ('Failed', 'Killed') THEN 1 ELSE 0 END),
+                MIN(CASE WHEN status IN ('Pending', 'Queued') AND run_at <= $1 THEN run_at END)
+            FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed')
+            GROUP BY job_type";
+        let postgres = "SELECT job_type,
+                SUM(CASE WHEN status IN ('Pending', 'Queued') AND run_at <= to_timestamp($1) THEN 1 ELSE 0 END)::BIGINT,
+                SUM(CASE WHEN status = 'Running' THEN 1 ELSE 0 END)::BIGINT,
+                SUM(CASE WHEN status IN ('Failed', 'Killed') THEN 1 ELSE 0 END)::BIGINT,
+                EXTRACT(EPOCH FROM MIN(CASE WHEN status IN ('Pending', 'Queued') AND run_at <= to_timestamp($1) THEN run_at END))::BIGINT
+            FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed')
+            GROUP BY job_type";
+        type Row = (String, i64, i64, i64, Option<i64>);
+        let rows: Vec<Row> = match self {
+            Tx::Sqlite(t) => sqlx::query_as(sqlite).bind(now).fetch_all(&mut **t).await?,
+            Tx::Postgres(t) => sqlx::query_as(postgres).bind(now as f64).fetch_all(&mut **t).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(queue, waiting, running, failed, oldest_due)| QueueCounts {
+                queue,
+                waiting,
+                running,
+                failed,
+                oldest_due,
+            })
+            .collect())
+    }
+
+    /// The queues with a worker that has beaten since `since` (Unix seconds), in any process.
+    pub async fn live_queues(&mut self, since: i64) -> Result<Vec<String>> {
+        let sqlite = "SELECT DISTINCT worker_type FROM Workers WHERE last_seen >= $1";
+        let postgres = "SELECT DISTINCT worker_type FROM apalis.workers WHERE last_seen >= to_timestamp($1)";
+        Ok(match self {
+            Tx::Sqlite(t) => sqlx::query_scalar(sqlite).bind(since).fetch_all(&mut **t).await?,
+            Tx::Postgres(t) => {
+                sqlx::query_scalar(postgres)
+                    .bind(since as f64)
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+        })
     }
 }

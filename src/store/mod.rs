@@ -15,7 +15,15 @@ mod parties;
 mod rate_limits;
 mod versions;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
 
 use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool, Transaction,
@@ -27,6 +35,7 @@ pub use cases::{CaseFilter, CaseRow, DestinationRow, Ending, HistoryRow, TimerRo
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
+pub use jobs::QueueCounts;
 pub use parties::{PartyKind, PartyRow};
 pub use versions::{ActiveRow, AuditRow, VersionRow};
 
@@ -90,10 +99,33 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// What a committed transaction inserted that a worker waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Job,
+    Timer,
+}
+
+/// Told, in this process, of every commit on a SQLite connection that inserted a job or
+/// a timer (PostgreSQL tells every process through `NOTIFY` instead: see `jobs::wake`).
+pub type InsertHook = Arc<dyn Fn(Inserted) + Send + Sync>;
+
+/// The PostgreSQL channel that carries wake-ups: `job:{queue}` when a job is pushed,
+/// `timer` when a timer is set.
+pub const WAKE_CHANNEL: &str = "gradsign_wake";
+
+const JOB_INSERTED: u8 = 1;
+const TIMER_INSERTED: u8 = 2;
+
 impl Db {
     /// Connects to `sqlite://…` or `postgres://…`. SQLite runs in WAL mode with
     /// `synchronous = NORMAL` (durable across process crashes) and a busy timeout.
     pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, None).await
+    }
+
+    /// [`Db::connect`], with `hook` told of SQLite commits that insert jobs or timers.
+    pub async fn connect_with(url: &str, hook: Option<InsertHook>) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -119,6 +151,16 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
+            .after_connect(move |conn, _| {
+                let hook = hook.clone();
+                Box::pin(async move {
+                    if let Some(hook) = hook {
+                        let mut handle = conn.lock_handle().await?;
+                        install_hooks(&mut handle, hook);
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
@@ -192,6 +234,34 @@ impl Db {
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await)
     }
+}
+
+/// The update hook notes inserts into apalis's `Jobs` and our `timers`; the commit hook
+/// reports them (a rolled-back insert is forgotten).
+fn install_hooks(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>, hook: InsertHook) {
+    let seen = Arc::new(AtomicU8::new(0));
+    let on_update = seen.clone();
+    handle.set_update_hook(move |u| {
+        if u.operation == sqlx::sqlite::SqliteOperation::Insert {
+            match u.table {
+                "Jobs" => on_update.fetch_or(JOB_INSERTED, Ordering::Relaxed),
+                "timers" => on_update.fetch_or(TIMER_INSERTED, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    });
+    let on_commit = seen.clone();
+    handle.set_commit_hook(move || {
+        let seen = on_commit.swap(0, Ordering::Relaxed);
+        if seen & JOB_INSERTED != 0 {
+            hook(Inserted::Job);
+        }
+        if seen & TIMER_INSERTED != 0 {
+            hook(Inserted::Timer);
+        }
+        true
+    });
+    handle.set_rollback_hook(move || seen.store(0, Ordering::Relaxed));
 }
 
 impl Tx {

@@ -1,11 +1,19 @@
 //! The black-box harness: `spawn_app(backend)` starts the whole application — HTTP on
 //! port 0 and the apalis workers — on a fresh database (a SQLite file in a temporary
-//! folder, or a new PostgreSQL database), with a clock the test moves by hand.
+//! folder, or a new PostgreSQL database), with a clock the test moves by hand (timers
+//! fire when the test sweeps), or on the system clock for the few tests of real time.
 #![allow(dead_code)]
 
 use std::{sync::Arc, time::Duration};
 
-use gradsign::{app::App, clock::ManualClock, config::Config, definition::Role, engine::Actor, jobs::Job};
+use gradsign::{
+    app::App,
+    clock::{ManualClock, SystemClock},
+    config::Config,
+    definition::Role,
+    engine::Actor,
+    jobs::Job,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -66,6 +74,34 @@ pub async fn spawn_seeded(backend: Backend) -> Option<TestApp> {
 
 /// [`spawn_app`] with the configuration adjusted first (an SMTP sink, a small upload limit…).
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_clocked(backend, adjust, None).await
+}
+
+/// [`spawn_app`] on the system clock, with the product's poll interval: for the few tests
+/// of timing that must run in real time (`clock` is then not the app's clock).
+pub async fn spawn_app_real_clock(backend: Backend) -> Option<TestApp> {
+    spawn_app_real_clock_with(backend, |_| {}).await
+}
+
+/// [`spawn_app_real_clock`] with the configuration adjusted (`workers = false`: HTTP
+/// only, the workers run in another process).
+pub async fn spawn_app_real_clock_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_clocked(
+        backend,
+        |c| {
+            c.worker_poll_ms = Config::default().worker_poll_ms;
+            adjust(c)
+        },
+        Some(Arc::new(SystemClock)),
+    )
+    .await
+}
+
+async fn spawn_clocked(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Config),
+    real: Option<gradsign::clock::SharedClock>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut config = Config {
@@ -78,6 +114,9 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         worker_poll_ms: 50,
         ..Config::default()
     };
+    // On the manual clock, timers fire when a test sweeps; the timer loop runs on the
+    // real clock (`spawn_app_real_clock`, tests/timers_realtime.rs).
+    config.timer_loop = real.is_some();
     adjust(&mut config);
     let mut pg_database = None;
     if backend == Backend::Postgres {
@@ -86,7 +125,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         pg_database = Some(db);
     }
     let clock = ManualClock::new();
-    let app = App::build(config, Arc::new(clock.clone()))
+    let app = App::build(config, real.unwrap_or_else(|| Arc::new(clock.clone())))
         .await
         .expect("the app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
