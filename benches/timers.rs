@@ -75,6 +75,7 @@ async fn measure(pending: usize) -> (f64, f64) {
         role: Role::Employer,
         party: Some("E".into()),
         school: None,
+        person: None,
     };
     let started = Instant::now();
     for i in 0..pending + PROBES {

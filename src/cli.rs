@@ -70,6 +70,12 @@ enum Command {
         /// The school id (school staff; optional for students).
         #[arg(long)]
         school: Option<String>,
+        /// The person acting (the platform's user id); history shows who did what.
+        #[arg(long)]
+        sub: Option<String>,
+        /// The person's name, as history and the signing record show it (needs --sub).
+        #[arg(long)]
+        name: Option<String>,
         /// Days the token stays valid.
         #[arg(long, default_value_t = 30)]
         days: i64,
@@ -104,8 +110,10 @@ pub fn main() -> ExitCode {
             role,
             party,
             school,
+            sub,
+            name,
             days,
-        } => dev_token(&config, &role, party, school, days),
+        } => dev_token(&config, &role, party, school, (sub, name), days),
         Command::Render {
             sample,
             case,
@@ -234,7 +242,14 @@ fn draw(config: &Config, name: &str) -> ExitCode {
     }
 }
 
-fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<String>, days: i64) -> ExitCode {
+fn dev_token(
+    config: &Config,
+    role: &str,
+    party: Option<String>,
+    school: Option<String>,
+    (sub, name): (Option<String>, Option<String>),
+    days: i64,
+) -> ExitCode {
     let Some(role) = Role::parse(role).filter(|r| *r != Role::System) else {
         eprintln!("unknown role {role}; use student, employer, school_reviewer, school_admin or platform_admin");
         return ExitCode::from(2);
@@ -243,6 +258,8 @@ fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<
         role,
         party,
         school,
+        sub,
+        name,
         iat: 0,
         exp: 0,
         nbf: None,

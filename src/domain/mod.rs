@@ -20,6 +20,7 @@ pub mod files;
 mod id_number;
 mod newtype;
 mod phone;
+pub mod rate;
 mod reference;
 mod registration;
 mod text;

@@ -262,6 +262,8 @@ impl Engine {
                 at: millis(now),
                 idempotency_key: None,
                 changes: None,
+                actor_sub: None,
+                actor_name: None,
             })
             .await?;
             let to = mail.to.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");

@@ -8,11 +8,14 @@ mod cases;
 mod documents;
 pub mod edge;
 pub mod error;
+mod exports;
 mod extract;
 pub mod openapi;
 mod parties;
 mod reference;
+mod reviews;
 pub mod server;
+mod statistics;
 
 use std::sync::Arc;
 
@@ -46,6 +49,12 @@ pub fn router(state: AppState) -> Router {
         .route("/cases/{id}/transitions/{name}", post(cases::fire))
         .route("/schools/{id}", put(parties::put_school))
         .route("/students/{id}", put(parties::put_student))
+        .route(
+            "/students",
+            put(parties::put_students)
+                .get(parties::list_students)
+                .layer(DefaultBodyLimit::max(parties::MAX_BULK_BYTES)),
+        )
         .route("/employers/{id}", put(parties::put_employer))
         .route("/students/{id}/destination", get(parties::destination))
         .route("/students/{id}/destinations", get(parties::destinations))
@@ -60,6 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/emails", get(admin::emails))
         .route("/emails/{id}/resend", post(admin::resend))
         .route("/reviews/overdue", get(admin::overdue))
+        .route("/reviews/bulk", post(reviews::bulk))
+        .route("/statistics/destinations", get(statistics::destinations))
+        .route("/exports/destinations.csv", get(exports::destinations_csv))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

@@ -11,7 +11,9 @@ mod documents;
 mod emails;
 mod idempotency;
 mod jobs;
+mod lists;
 mod parties;
+mod statistics;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -21,11 +23,13 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use cases::{CaseFilter, CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
+pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, OverdueRow};
 pub use idempotency::Stored;
+pub use lists::{CaseFilter, CaseListRow, ExportFilter, ExportRow, GraduateFilter, GraduateRow};
 pub use parties::{PartyKind, PartyRow};
+pub use statistics::{GraduateScope, GroupBy};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever backend.
 macro_rules! on_tx {
