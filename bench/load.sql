@@ -1,7 +1,8 @@
 -- Bulk load for bench/schools.py (PostgreSQL): 100 schools, 1,000,000 graduates and one
 -- destination registration case each, and the destination records of the approved ones.
 -- Run after the server has migrated the database and published its workflows.
--- School B001 has 10,000 graduates (the size of a large school); the province has all.
+-- Each school has 10,000 graduates (a large school), synced together as a school's bulk
+-- sync would store them (B001 is P0000001…P0010000); the province has all of them.
 
 INSERT INTO parties (kind, id, school_id, name, data, updated_at)
 SELECT 'school', 'B' || lpad(g::text, 3, '0'), NULL, '学校' || g, '{"name":"学校"}', 0
@@ -9,7 +10,7 @@ FROM generate_series(1, 100) g;
 
 INSERT INTO parties (kind, id, school_id, name, data, updated_at,
                      student_number, college, major, education_level, origin_province, graduation_date)
-SELECT 'student', 'P' || lpad(g::text, 7, '0'), 'B' || lpad((g % 100 + 1)::text, 3, '0'),
+SELECT 'student', 'P' || lpad(g::text, 7, '0'), 'B' || lpad(((g - 1) / 10000 + 1)::text, 3, '0'),
        (ARRAY['王', '李', '张', '刘', '陈'])[g % 5 + 1] || '同学' || g,
        '{"name":"同学","education_level":"31"}', 0,
        '2026' || lpad(g::text, 7, '0'), '学院' || (g % 12), '专业' || (g % 40),
@@ -24,14 +25,14 @@ SELECT 'c' || lpad(g::text, 8, '0'), 'destination_registration',
        (SELECT hash FROM workflow_versions WHERE name = 'destination_registration' LIMIT 1),
        CASE WHEN g % 10 < 3 THEN 'submitted' WHEN g % 10 = 3 THEN 'draft' ELSE 'approved' END,
        3, '{"destination":{"category":"70","fields":{"sub_status":"seeking"}}}',
-       'P' || lpad(g::text, 7, '0'), NULL, 'B' || lpad((g % 100 + 1)::text, 3, '0'),
+       'P' || lpad(g::text, 7, '0'), NULL, 'B' || lpad(((g - 1) / 10000 + 1)::text, 3, '0'),
        1780000000000 + g, 1780000000000 + g,
        1780000000000 + ((g::bigint * 7919) % 10368000) * 1000
 FROM generate_series(1, 1000000) g;
 
 INSERT INTO destinations (id, student_id, category_code, unit_name, location, case_id, approved_at, data, status)
 SELECT 'd' || g, 'P' || lpad(g::text, 7, '0'),
-       (ARRAY['10', '11', '12', '27', '75', '76', '80', '85', '70', '71'])[g % 10 + 1],
+       (ARRAY['10', '11', '12', '27', '75', '76', '80', '85', '70', '71'])[(g / 10) % 10 + 1],
        '单位' || g, '230103', 'c' || lpad(g::text, 8, '0'), 1780000000000 + g, '{}', 'in_force'
 FROM generate_series(1, 1000000) g
 WHERE g % 10 >= 4;

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     definition::Role,
+    domain::FieldError,
     engine::exports::{DESTINATION_COLUMNS, csv_line},
     store::ExportFilter,
 };
@@ -42,7 +43,8 @@ pub struct ExportQuery {
 #[utoipa::path(get, path = "/api/v1/exports/destinations.csv", operation_id = "export_destinations_csv", tag = "statistics",
     params(ExportQuery),
     responses((status = 200, content_type = "text/csv", body = String, description = "the export, streamed"),
-        (status = 403, body = Problem, description = "neither school staff nor a platform admin")),
+        (status = 403, body = Problem, description = "neither school staff nor a platform admin"),
+        (status = 422, body = Problem, description = "`graduation_year` out of range")),
     security(("bearer" = [])))]
 pub async fn destinations_csv(
     State(state): State<AppState>,
@@ -50,6 +52,12 @@ pub async fn destinations_csv(
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
+    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
+        return Err(ApiError::invalid(vec![
+            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
+                .with_field("graduation_year"),
+        ]));
+    }
     let school = match actor.role {
         Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
         Role::PlatformAdmin => q.school,

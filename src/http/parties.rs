@@ -383,19 +383,6 @@ fn check_codes(record: &mut Map<String, Value>, lists: &[(&str, &str)]) -> Vec<F
     errors
 }
 
-/// One student in a bulk sync: its id beside the record. (The OpenAPI document's shape;
-/// the handler takes `id` off and reads the rest as a [`StudentRecord`], so unknown fields
-/// are refused as they are one at a time.)
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct StudentSyncItem {
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub id: String,
-    #[serde(flatten)]
-    #[schema(inline)]
-    pub record: StudentRecord,
-}
-
 /// What a bulk sync did: how many records it stored, and each one it refused.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkSyncAnswer {
@@ -428,11 +415,14 @@ pub const MAX_BULK_BYTES: usize = 32 * 1024 * 1024;
 /// (in one transaction); each invalid one is named by its index, with every wrong field.
 #[utoipa::path(put, path = "/api/v1/students", operation_id = "put_students", tag = "parties",
     request_body(content(
-        (Vec<StudentSyncItem> = "application/json"),
-        (StudentSyncItem = "application/x-ndjson")
-    ), description = "the records: a JSON array, or NDJSON with one record a line"),
+        (Vec<Object> = "application/json"),
+        (Object = "application/x-ndjson")
+    ), description = "the records: a JSON array, or NDJSON with one record a line. Each record is a \
+        `StudentRecord` with the student's `id` beside its fields; a record that is not one is \
+        listed in `rejected` with its index, not refused with the request"),
     responses((status = 200, body = BulkSyncAnswer, description = "the valid records are stored; the others are listed"),
-        (status = 403, body = Problem, description = "not a platform admin")),
+        (status = 403, body = Problem, description = "not a platform admin"),
+        (status = 422, body = Problem, description = "a NUL character somewhere in the records")),
     security(("bearer" = [])))]
 pub async fn put_students(
     State(state): State<AppState>,
@@ -654,12 +644,23 @@ fn bulk_items(headers: &axum::http::HeaderMap, bytes: &[u8]) -> Result<Vec<Value
             format!("每次最多同步{MAX_BULK_RECORDS}条记录，本次{}条", items.len()),
         ));
     }
+    if let Some(at) = items.iter().position(|v| !v.is_object()) {
+        return Err(ApiError::malformed(format!("record {at} is not a JSON object")));
+    }
+    // As every JSON body: a NUL anywhere is refused, naming where.
     if let Some(at) = items
         .iter()
         .enumerate()
         .find_map(|(i, v)| super::extract::nul_in(v, &i.to_string()))
     {
-        return Err(ApiError::malformed(format!("{at} contains a NUL character (\\u0000)")));
+        return Err(ApiError::invalid(vec![
+            FieldError::new(
+                "text.control_char",
+                "内容含有空字符（NUL, \\u0000）",
+                "contains a NUL character (\\u0000)",
+            )
+            .with_field(at),
+        ]));
     }
     Ok(items)
 }

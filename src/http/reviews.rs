@@ -63,7 +63,7 @@ pub struct BulkReviewAnswer {
     params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,200}$",
         description = "same key and body → the same results, nothing fired twice")),
     responses((status = 200, body = BulkReviewAnswer, description = "each case's result"),
-        (status = 422, body = Problem, description = "no cases, too many, or one named twice")),
+        (status = 422, body = Problem, description = "no transition, no cases, too many, an empty one, or one named twice")),
     security(("bearer" = [])))]
 pub async fn bulk(
     State(state): State<AppState>,
@@ -80,6 +80,14 @@ pub async fn bulk(
     let invalid = |zh: &str, en: &str| ApiError::invalid(vec![FieldError::new("range", zh, en).with_field("cases")]);
     if cases.is_empty() || cases.len() > MAX_BULK_CASES {
         return Err(invalid("须列出 1 到 500 个案件", "list 1 to 500 cases"));
+    }
+    if transition.is_empty() {
+        return Err(ApiError::invalid(vec![
+            FieldError::new("required", "请填写要执行的操作", "transition is required").with_field("transition"),
+        ]));
+    }
+    if cases.iter().any(String::is_empty) {
+        return Err(invalid("案件编号不能为空", "a case id is empty"));
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(twice) = cases.iter().find(|c| !seen.insert(c.as_str())) {

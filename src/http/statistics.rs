@@ -83,6 +83,12 @@ pub async fn destinations(
     query: Result<Query<StatisticsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DestinationStatistics>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
+    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
+        return Err(ApiError::invalid(vec![
+            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
+                .with_field("graduation_year"),
+        ]));
+    }
     let school = match actor.role {
         Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
         Role::PlatformAdmin => q.school.clone(),

@@ -59,14 +59,28 @@ impl Tx {
         if let Some(year) = &scope.graduating {
             w.text("s.graduation_date LIKE ?", &format!("{year}%"));
         }
-        let sql = format!(
-            "SELECT {key} AS k, d.category_code, COUNT(*) AS n
-             FROM parties s
-             LEFT JOIN destinations d ON d.student_id = s.id AND d.approved_at <= {as_of}
-                  AND (d.ended_at IS NULL OR d.ended_at > {as_of})
-             {} GROUP BY {key}, d.category_code",
-            w.where_clause()
-        );
+        let in_force = format!("d.approved_at <= {as_of} AND (d.ended_at IS NULL OR d.ended_at > {as_of})");
+        let sql = if scope.school.is_some() {
+            // One school: each graduate's record found through its index (a few
+            // thousand lookups), rather than hashing every record in the province.
+            format!(
+                "SELECT k, code, COUNT(*) AS n FROM (
+                   SELECT {key} AS k,
+                          (SELECT d.category_code FROM destinations d
+                            WHERE d.student_id = s.id AND {in_force} LIMIT 1) AS code
+                   FROM parties s {}
+                 ) g GROUP BY k, code",
+                w.where_clause()
+            )
+        } else {
+            // The province: one pass over both tables.
+            format!(
+                "SELECT {key} AS k, d.category_code, COUNT(*) AS n
+                 FROM parties s LEFT JOIN destinations d ON d.student_id = s.id AND {in_force}
+                 {} GROUP BY {key}, d.category_code",
+                w.where_clause()
+            )
+        };
         Ok(fetch_all_with!(
             self,
             (Option<String>, Option<String>, i64),
