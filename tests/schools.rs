@@ -818,4 +818,28 @@ async fn the_csv_export_reads_back_with_every_row_and_code(backend: Backend) {
     // A student may not export.
     let r = app.get("/api/v1/exports/destinations.csv", &app.student("X1")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // The same rows as XLSX, opened by a reader: every row, the codes as text.
+    let resp = app
+        .client
+        .get(format!("{}/api/v1/exports/destinations.xlsx", app.base))
+        .bearer_auth(app.reviewer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).expect("an xlsx workbook");
+    let sheet = book.worksheet_range("毕业去向").expect("the sheet");
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0], headers);
+    assert_eq!(cells.len(), 1 + rows.len());
+    for (line, row) in cells[1..].iter().zip(&rows) {
+        let expected: Vec<String> = headers.iter().map(|h| row[h].clone()).collect();
+        assert_eq!(line, &expected);
+    }
 }

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     domain::Reference,
-    store::{ExportFilter, ExportRow, from_millis},
+    store::{ExportFilter, ExportRow, StoreError, from_millis},
 };
 
 /// The columns, in order: the Ministry's names. Coded columns hold codes.
@@ -41,6 +41,37 @@ pub const DESTINATION_COLUMNS: [&str; 23] = [
 ];
 
 impl Engine {
+    /// The whole export as an XLSX workbook (one sheet, 毕业去向), read a page at a time;
+    /// rows go to the writer's temporary files as they come, so only the compressed
+    /// workbook is held at the end.
+    pub async fn destinations_xlsx(&self, mut filter: ExportFilter) -> Result<Vec<u8>> {
+        let xlsx_error = |e: rust_xlsxwriter::XlsxError| StoreError::Corrupt(format!("the xlsx writer failed: {e}"));
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
+        sheet.set_name("毕业去向").map_err(xlsx_error)?;
+        for (col, name) in DESTINATION_COLUMNS.iter().enumerate() {
+            sheet.write_string(0, col as u16, *name).map_err(xlsx_error)?;
+        }
+        let mut row = 1u32;
+        loop {
+            let (lines, last) = self.export_page(&filter).await?;
+            for line in &lines {
+                for (col, value) in line.iter().enumerate() {
+                    if !value.is_empty() {
+                        // Codes stay text (`01`, `230103`), as the Ministry's columns are.
+                        sheet.write_string(row, col as u16, value).map_err(xlsx_error)?;
+                    }
+                }
+                row += 1;
+            }
+            match last {
+                Some(after) => filter.after = Some(after),
+                None => break,
+            }
+        }
+        Ok(workbook.save_to_buffer().map_err(xlsx_error)?)
+    }
+
     /// One page of the export (at most `filter.limit` graduates, after `filter.after`),
     /// as lines of [`DESTINATION_COLUMNS`], and the id to continue after.
     pub async fn export_page(&self, filter: &ExportFilter) -> Result<(Vec<Vec<String>>, Option<String>)> {

@@ -1,5 +1,5 @@
 //! Exports for the Ministry's reporting: every graduate with the destination in force,
-//! as CSV (streamed, a page of graduates at a time).
+//! as CSV (streamed, a page of graduates at a time) or XLSX.
 
 use axum::{
     body::{Body, Bytes},
@@ -51,29 +51,7 @@ pub async fn destinations_csv(
     Caller(actor): Caller,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
-    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
-        return Err(ApiError::invalid(vec![
-            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
-                .with_field("graduation_year"),
-        ]));
-    }
-    let school = match actor.role {
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
-        Role::PlatformAdmin => q.school,
-        _ => {
-            return Err(ApiError::forbidden(
-                "only school staff and platform admins export",
-                "仅学校工作人员和平台管理员可导出",
-            ));
-        }
-    };
-    let filter = ExportFilter {
-        school,
-        graduating: q.graduation_year.map(|y| format!("{y:04}")),
-        after: None,
-        limit: PAGE,
-    };
+    let filter = export_filter(&actor, query)?;
     let header_line = format!("\u{feff}{}", csv_line(&DESTINATION_COLUMNS.map(str::to_string)));
     let engine = state.engine.clone();
     // The header, then a page at a time until a short page; a failed page ends the
@@ -111,4 +89,63 @@ pub async fn destinations_csv(
         HeaderValue::from_static("attachment; filename=\"destinations.csv\""),
     );
     Ok(response)
+}
+
+/// The same export as an XLSX workbook: one sheet, 毕业去向, with the same columns; every
+/// cell is text, so codes keep their leading zeros.
+#[utoipa::path(get, path = "/api/v1/exports/destinations.xlsx", operation_id = "export_destinations_xlsx", tag = "statistics",
+    params(ExportQuery),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>,
+            description = "the workbook"),
+        (status = 403, body = Problem, description = "neither school staff nor a platform admin"),
+        (status = 422, body = Problem, description = "`graduation_year` out of range")),
+    security(("bearer" = [])))]
+pub async fn destinations_xlsx(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let filter = export_filter(&actor, query)?;
+    let bytes = state.engine.destinations_xlsx(filter).await?;
+    let mut response = Body::from(bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"destinations.xlsx\""),
+    );
+    Ok(response)
+}
+
+/// The export's scope for the caller: school staff get their own school.
+fn export_filter(
+    actor: &crate::engine::Actor,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ExportFilter, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
+    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
+        return Err(ApiError::invalid(vec![
+            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
+                .with_field("graduation_year"),
+        ]));
+    }
+    let school = match actor.role {
+        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
+        Role::PlatformAdmin => q.school,
+        _ => {
+            return Err(ApiError::forbidden(
+                "only school staff and platform admins export",
+                "仅学校工作人员和平台管理员可导出",
+            ));
+        }
+    };
+    Ok(ExportFilter {
+        school,
+        graduating: q.graduation_year.map(|y| format!("{y:04}")),
+        after: None,
+        limit: PAGE,
+    })
 }

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reviews/bulk", post(reviews::bulk))
         .route("/statistics/destinations", get(statistics::destinations))
         .route("/exports/destinations.csv", get(exports::destinations_csv))
+        .route("/exports/destinations.xlsx", get(exports::destinations_xlsx))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

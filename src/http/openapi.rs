@@ -22,7 +22,7 @@ use super::{admin, cases, documents, error, exports, parties, reference, reviews
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_students, parties::list_students, parties::put_employer, parties::destination, parties::destinations,
         documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories, statistics::destinations, reviews::bulk,
-        exports::destinations_csv),
+        exports::destinations_csv, exports::destinations_xlsx),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"), (name = "statistics", description = "destination statistics (毕业去向落实率)"))
