@@ -187,6 +187,7 @@ impl Bench {
             role: Role::Employer,
             party: Some("E".into()),
             school: None,
+            person: None,
         };
         let start = Start {
             workflow: "online_signing".into(),
@@ -300,6 +301,7 @@ impl Bench {
             role: Role::Student,
             party: Some(format!("S{i}")),
             school: Some("10212".into()),
+            person: None,
         };
         for step in ["view", "accept", "confirm"] {
             engine
@@ -311,6 +313,7 @@ impl Bench {
             role: Role::SchoolReviewer,
             party: None,
             school: Some("10212".into()),
+            person: None,
         };
         engine
             .fire(&reviewer, &case, "approve", &json!({}), None, None)

@@ -1,11 +1,16 @@
 //! Bearer tokens: HS256 JWTs that the web platform signs for its logged-in user, naming
-//! the role, the party and (for school staff) the school. `gradsign dev-token` mints
+//! the role, the party, (for school staff) the school and the person (`sub`, `name`).
+//! A token without `sub` (minted before tokens named people) still works; it acts as
+//! its role. `gradsign dev-token` mints
 //! them for local use with the same secret.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::{definition::Role, engine::Actor};
+use crate::{
+    definition::Role,
+    engine::{Actor, Person},
+};
 
 /// What a token says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -15,6 +20,12 @@ pub struct Claims {
     pub party: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school: Option<String>,
+    /// The person: the platform's user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The person's name, as history and the signing record show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub iat: i64,
     pub exp: i64,
     /// Not valid before this moment (seconds since the epoch), when given.
@@ -54,6 +65,8 @@ impl Keys {
             role: actor.role,
             party: actor.party.clone(),
             school: actor.school.clone(),
+            sub: actor.person.as_ref().map(|p| p.sub.clone()),
+            name: actor.person.as_ref().and_then(|p| p.name.clone()),
             iat: now,
             exp: now + valid_for.num_seconds(),
             nbf: None,
@@ -101,10 +114,17 @@ pub fn actor_from(claims: Claims) -> Result<Actor, AuthError> {
         }
         _ => {}
     }
+    if claims.sub.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        return Err(AuthError::Invalid("the token's sub is empty".into()));
+    }
+    if claims.name.is_some() && claims.sub.is_none() {
+        return Err(AuthError::Invalid("a token with a name needs a sub".into()));
+    }
     Ok(Actor {
         role: claims.role,
         party: claims.party,
         school: claims.school,
+        person: claims.sub.map(|sub| Person { sub, name: claims.name }),
     })
 }
 
@@ -117,6 +137,10 @@ mod tests {
             role: Role::Student,
             party: Some("S1".into()),
             school: Some("10212".into()),
+            person: Some(Person {
+                sub: "u1".into(),
+                name: Some("李明".into()),
+            }),
         }
     }
 
@@ -125,6 +149,16 @@ mod tests {
         let keys = Keys::new("secret");
         let token = keys.mint(&student(), chrono::Duration::hours(1));
         assert_eq!(keys.verify(&token).unwrap(), student());
+    }
+
+    #[test]
+    fn a_token_without_sub_acts_as_its_role() {
+        let keys = Keys::new("secret");
+        let now = chrono::Utc::now().timestamp();
+        let old = serde_json::json!({ "role": "school_reviewer", "school": "10212", "iat": now, "exp": now + 600 });
+        let actor = keys.verify(&signed("secret", &old)).unwrap();
+        assert_eq!(actor.person, None);
+        assert_eq!(actor.who(), "school_reviewer@10212");
     }
 
     #[test]
@@ -175,6 +209,8 @@ mod tests {
             role: Role::Student,
             party: None,
             school: None,
+            sub: None,
+            name: None,
             iat: 0,
             exp: i64::MAX,
             nbf: None,

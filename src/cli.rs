@@ -75,6 +75,12 @@ enum Command {
         /// The school id (school staff; optional for students).
         #[arg(long)]
         school: Option<String>,
+        /// The person acting (the platform's user id); history shows who did what.
+        #[arg(long)]
+        sub: Option<String>,
+        /// The person's name, as history and the signing record show it (needs --sub).
+        #[arg(long)]
+        name: Option<String>,
         /// Days the token stays valid.
         #[arg(long, default_value_t = 30)]
         days: i64,
@@ -138,8 +144,10 @@ pub fn main() -> ExitCode {
             role,
             party,
             school,
+            sub,
+            name,
             days,
-        } => dev_token(&config, &role, party, school, days),
+        } => dev_token(&config, &role, party, school, (sub, name), days),
         Command::Render {
             sample,
             case,
@@ -320,6 +328,7 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
             role: Role::PlatformAdmin,
             party: Some("cli".into()),
             school: None,
+            person: None,
         };
         // A full hash, or a unique prefix of one, among the versions of `name`.
         let resolve = |list: &[crate::engine::versions::VersionView], prefix: &str| -> anyhow::Result<String> {
@@ -454,7 +463,14 @@ fn draw(config: &Config, name: &str) -> ExitCode {
     }
 }
 
-fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<String>, days: i64) -> ExitCode {
+fn dev_token(
+    config: &Config,
+    role: &str,
+    party: Option<String>,
+    school: Option<String>,
+    (sub, name): (Option<String>, Option<String>),
+    days: i64,
+) -> ExitCode {
     let Some(role) = Role::parse(role).filter(|r| *r != Role::System) else {
         eprintln!("unknown role {role}; use student, employer, school_reviewer, school_admin or platform_admin");
         return ExitCode::from(2);
@@ -463,6 +479,8 @@ fn dev_token(config: &Config, role: &str, party: Option<String>, school: Option<
         role,
         party,
         school,
+        sub,
+        name,
         iat: 0,
         exp: 0,
         nbf: None,

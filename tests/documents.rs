@@ -135,7 +135,8 @@ async fn confirming_renders_a_preview_and_approval_the_final_agreement(backend: 
         "3个月",
         "2027-07-10",
         "5,000元",
-        "丙方北方理工大学审核通过",
+        // The signing record names the person beside the party (the test tokens' reviewer).
+        "丙方北方理工大学学校审核员10212审核通过",
         &number,
     ] {
         assert!(!read_back || page2.contains(fact), "page 2 lacks {fact}: {page2}");

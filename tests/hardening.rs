@@ -433,7 +433,7 @@ async fn the_openapi_document_puts_parameters_where_they_are_and_documents_probl
             .unwrap_or_default()
     };
     let list = params("/api/v1/cases", "get");
-    assert_eq!(list.len(), 7, "{list:?}");
+    assert_eq!(list.len(), 11, "{list:?}");
     assert!(list.iter().all(|(_, at)| at == "query"), "{list:?}");
     let emails = params("/api/v1/emails", "get");
     assert_eq!(emails.len(), 2);

@@ -250,6 +250,7 @@ async fn an_activation_through_one_server_reaches_another_at_once() {
                 role,
                 party: party.map(str::to_string),
                 school: None,
+                person: None,
             },
             chrono::Duration::hours(1),
         )

@@ -106,7 +106,9 @@ impl Http {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(r) = http.client.get(format!("{}/readyz", http.base)).send().await
+            // Alive is enough here: `/readyz` also waits for a live worker, which this test
+            // starts after the HTTP processes.
+            if let Ok(r) = http.client.get(format!("{}/healthz", http.base)).send().await
                 && r.status().is_success()
             {
                 return http;
@@ -172,6 +174,7 @@ fn token(role: Role, party: Option<&str>, school: Option<&str>) -> String {
         role,
         party: party.map(str::to_string),
         school: school.map(str::to_string),
+        person: None,
     };
     Keys::new(TEST_SECRET).mint(&actor, chrono::Duration::hours(1))
 }

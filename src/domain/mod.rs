@@ -21,6 +21,7 @@ mod id_number;
 mod newtype;
 pub mod parties;
 mod phone;
+pub mod rate;
 mod reference;
 mod registration;
 mod text;

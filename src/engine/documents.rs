@@ -334,7 +334,13 @@ impl Engine {
         let mut dates = Map::new();
         let mut signing = Vec::new();
         for h in &history {
-            let (side, who) = party_of(&h.actor);
+            let (side, party) = party_of(&h.actor);
+            // The person beside the party, when the token named one: 丙方 北方理工大学 张老师（学校审核员）.
+            let who = match (&h.actor_sub, side) {
+                (None, _) | (Some(_), "system" | "student") => party,
+                (Some(sub), "platform") => super::shown_as(&h.actor, Some(sub), h.actor_name.as_deref()),
+                (Some(sub), _) => format!("{party} {}", h.actor_name.as_deref().unwrap_or(sub)),
+            };
             let title = def
                 .transition(&h.transition)
                 .map(|t| t.title.split(" / ").next().unwrap_or_default().to_string());
@@ -351,7 +357,10 @@ impl Engine {
             );
         }
         let mut doc_data = Map::new();
-        doc_data.insert("employer".into(), overlay(&parties.employer, "employer"));
+        doc_data.insert(
+            "employer".into(),
+            with_code_names(overlay(&parties.employer, "employer")),
+        );
         let mut student = overlay(&parties.student, "student");
         if data.pointer("/student/school").is_none() {
             // The synced record holds the school's id; the agreement prints its name.
@@ -576,7 +585,7 @@ impl Engine {
                 size: upload.bytes.len() as i64,
                 sha256: sha,
                 case_version: new_row.version,
-                added_by: actor.label(),
+                added_by: actor.who(),
                 created_at: millis(now),
                 replaced_at: None,
             })
@@ -745,6 +754,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// School staff and platform admins read every document of their cases; the student
 /// and the employer read a rendered slot only in the states its rule names.
+/// The employer's coded fields as the agreement prints them: 单位性质 and 行业 by name
+/// (`31` → 国有企业, `C` → 制造业), 所在地 as its province's name beside the code
+/// (`230103` → 黑龙江省 230103). A value not in its list prints as it is.
+fn with_code_names(mut employer: Value) -> Value {
+    let reference = crate::domain::Reference::builtin();
+    let name = |list: &str, code: &str| {
+        reference
+            .code_list(list)
+            .and_then(|l| l.lookup(code))
+            .map(|e| e.name_zh.clone())
+    };
+    for (field, list) in [("nature", "unit_nature"), ("industry", "industry")] {
+        if let Some(named) = employer.get(field).and_then(Value::as_str).and_then(|c| name(list, c)) {
+            employer[field] = json!(named);
+        }
+    }
+    if let Some(code) = employer.get("location").and_then(Value::as_str).map(str::to_string)
+        && code.len() == 6
+        && let Some(province) = code.get(..2).and_then(|p| name("province", p))
+    {
+        employer["location"] = json!(format!("{province} {code}"));
+    }
+    employer
+}
+
 fn may_read(def: &crate::definition::Definition, state: &str, slot: &str, actor: &Actor) -> bool {
     match actor.role {
         Role::SchoolReviewer | Role::SchoolAdmin | Role::PlatformAdmin | Role::System => true,

@@ -10,11 +10,13 @@
 
 pub mod documents;
 pub mod effects;
+pub mod exports;
 mod expr;
 pub mod health;
 pub mod input;
 pub mod notify;
 pub mod service;
+mod statistics;
 pub mod versions;
 pub mod view;
 
@@ -34,6 +36,16 @@ pub struct Actor {
     pub role: Role,
     pub party: Option<String>,
     pub school: Option<String>,
+    /// The person acting (the token's `sub` and name); `None` for the system and for
+    /// tokens minted before tokens named people, which act as their role.
+    pub person: Option<Person>,
+}
+
+/// The person behind a token: the platform's user id and the name to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Person {
+    pub sub: String,
+    pub name: Option<String>,
 }
 
 impl Actor {
@@ -42,6 +54,16 @@ impl Actor {
             role: Role::System,
             party: None,
             school: None,
+            person: None,
+        }
+    }
+
+    /// The label with the person, when there is one: `school_reviewer@10212#u42`. Keys
+    /// that belong to whoever acted (idempotency, who added a document) use this.
+    pub fn who(&self) -> String {
+        match &self.person {
+            Some(p) => format!("{}#{}", self.label(), p.sub),
+            None => self.label(),
         }
     }
 
@@ -52,6 +74,19 @@ impl Actor {
             (None, Some(s)) => format!("{}@{s}", self.role),
             (None, None) => self.role.to_string(),
         }
+    }
+}
+
+/// How history, the signing record and exports show who acted: `张老师（学校审核员）`,
+/// the person's id when the token gave no name, or the role alone for older tokens.
+pub fn shown_as(role_label: &str, sub: Option<&str>, name: Option<&str>) -> String {
+    let role = role_label.split([':', '@']).next().unwrap_or_default();
+    let title = Role::parse(role)
+        .map(|r| r.title().zh)
+        .unwrap_or_else(|| role.to_string());
+    match name.or(sub) {
+        Some(who) => format!("{who}（{title}）"),
+        None => title,
     }
 }
 

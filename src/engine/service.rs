@@ -17,7 +17,10 @@ use crate::{
     clock::SharedClock,
     definition::{Definition, Effect, Message, Registry, Role, TimerAction},
     jobs::{Job, WorkersConfig},
-    store::{CaseFilter, CaseRow, Db, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow, Tx, from_millis, millis},
+    store::{
+        CaseFilter, CaseRow, Db, GraduateFilter, GraduateRow, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow,
+        Tx, from_millis, millis,
+    },
 };
 
 /// Why the engine did not do what was asked.
@@ -338,7 +341,7 @@ impl Engine {
     ) -> Result<Option<Answer>> {
         let Some(idem) = idem else { return Ok(None) };
         let Some(stored) = tx
-            .reserve_key(&actor.label(), &idem.key, &idem.request_hash, millis(now))
+            .reserve_key(&actor.who(), &idem.key, &idem.request_hash, millis(now))
             .await?
         else {
             return Ok(None);
@@ -371,7 +374,7 @@ impl Engine {
         let view = self.view_in(&mut tx, def, &row, actor).await?;
         let body = serde_json::to_value(&view).expect("a view always serialises");
         if let Some(idem) = idem {
-            tx.complete_key(&actor.label(), &idem.key, status, &body.to_string())
+            tx.complete_key(&actor.who(), &idem.key, status, &body.to_string())
                 .await?;
         }
         tx.commit().await?;
@@ -437,6 +440,8 @@ impl Engine {
             idempotency_key: idem.map(|i| i.key.clone()),
             changes: (!outcome.changes.is_empty())
                 .then(|| serde_json::to_string(&outcome.changes).expect("changes serialise")),
+            actor_sub: actor.person.as_ref().map(|p| p.sub.clone()),
+            actor_name: actor.person.as_ref().and_then(|p| p.name.clone()),
         })
         .await?;
         for key in &outcome.release {
@@ -470,7 +475,7 @@ impl Engine {
             self.effect(tx, def, &row, &outcome.data, effect, &outcome.transition, now_ms)
                 .await?;
         }
-        tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.label(),
+        tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.who(),
             from = outcome.from.as_deref().unwrap_or("-"), to = %outcome.to, "transition fired");
         Ok(row)
     }
@@ -687,6 +692,11 @@ impl Engine {
                 transition: h.transition,
                 from: h.from_state,
                 to: h.to_state,
+                by: super::shown_as(&h.actor, h.actor_sub.as_deref(), h.actor_name.as_deref()),
+                person: h.actor_sub.map(|sub| super::Person {
+                    sub,
+                    name: h.actor_name,
+                }),
                 actor: h.actor,
                 input: serde_json::from_str(&h.input).unwrap_or(Value::Null),
                 changes: h
@@ -766,26 +776,62 @@ impl Engine {
         }
         let mut tx = self.db.read().await?;
         let rows = tx.cases(&filter).await?;
-        tx.rollback().await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CaseSummary {
+        let mut summaries = Vec::with_capacity(rows.len());
+        for r in rows {
+            let def = self.definition_of(&mut tx, &r.workflow_hash).await?;
+            let data: Value = serde_json::from_str(&r.data).unwrap_or(Value::Null);
+            let text = |pointer: &str| data.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+            summaries.push(CaseSummary {
+                workflow_title: def.title.clone(),
+                state_title: def.state(&r.state).map(|s| s.title.clone()).unwrap_or_default(),
+                // What the agreement prints: the typed-in employer overlays the synced one.
+                employer_name: text("/employer/name").or(r.employer_name),
+                position: text("/terms/position"),
                 id: r.id,
                 workflow: r.workflow,
                 state: r.state,
                 version: r.version,
                 student_id: r.student_id,
+                student_name: r.student_name,
+                student_number: r.student_number,
+                college: r.college,
                 employer_id: r.employer_id,
                 school_id: r.school_id,
+                deadline: r.deadline.map(|d| from_millis(d).to_rfc3339()),
+                waiting_since: from_millis(r.state_entered_at).to_rfc3339(),
                 updated_at: from_millis(r.updated_at).to_rfc3339(),
-            })
-            .collect())
+            });
+        }
+        tx.rollback().await?;
+        Ok(summaries)
+    }
+
+    /// A school's graduates (school staff: their own school), by id.
+    pub async fn graduates(&self, actor: &Actor, mut filter: GraduateFilter) -> Result<Vec<GraduateRow>> {
+        if matches!(actor.role, Role::SchoolReviewer | Role::SchoolAdmin) {
+            filter.school = actor.school.clone();
+        }
+        let mut tx = self.db.read().await?;
+        let rows = tx.graduates(&filter).await?;
+        tx.rollback().await?;
+        Ok(rows)
     }
 
     /// Stores a party record; true when it is new.
     pub async fn put_party(&self, row: &PartyRow) -> Result<bool> {
         let mut tx = self.db.begin().await?;
         let created = tx.put_party(row).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Stores many party records in one transaction; returns how many were new.
+    pub async fn put_parties(&self, rows: &[PartyRow]) -> Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut created = 0;
+        for row in rows {
+            created += usize::from(tx.put_party(row).await?);
+        }
         tx.commit().await?;
         Ok(created)
     }

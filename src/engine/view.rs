@@ -52,7 +52,13 @@ pub struct HistoryView {
     pub transition: String,
     pub from: Option<String>,
     pub to: String,
+    /// The role label: `student:S001`, `school_reviewer@10212`, `system`.
     pub actor: String,
+    /// Who acted, as people read it: `张老师（学校审核员）`, or the role alone.
+    pub by: String,
+    /// The person who acted (the token's `sub` and name); null for the system and for
+    /// tokens that named no person.
+    pub person: Option<super::Person>,
     #[schema(value_type = Object)]
     pub input: Value,
     /// What the transition changed, old beside new (an amendment's terms, a correction).
@@ -82,15 +88,31 @@ pub struct TimerView {
     pub status: String,
 }
 
-/// One line of a case listing.
+/// One line of a case listing: what a row on screen needs, so a list is one request.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CaseSummary {
     pub id: String,
     pub workflow: String,
+    pub workflow_title: String,
     pub state: String,
+    pub state_title: String,
     pub version: i64,
     pub student_id: String,
+    pub student_name: Option<String>,
+    pub student_number: Option<String>,
+    /// The student's college (院系).
+    pub college: Option<String>,
     pub employer_id: Option<String>,
+    /// The employer's name: its synced record's, or the one typed into an offline
+    /// agreement.
+    pub employer_name: Option<String>,
+    /// The position the agreement's terms name (`terms.position`), if any.
+    pub position: Option<String>,
     pub school_id: String,
+    /// When the earliest pending timer fires a transition (an invitation lapses, a
+    /// review escalates); null when nothing is due.
+    pub deadline: Option<String>,
+    /// When the case entered its state: how long it has waited.
+    pub waiting_since: String,
     pub updated_at: String,
 }

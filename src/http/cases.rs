@@ -57,7 +57,7 @@ pub struct FireTransition {
 pub struct ListQuery {
     /// Only cases of this workflow, e.g. `online_signing`.
     pub workflow: Option<String>,
-    /// Only cases in this state.
+    /// Only cases in one of these states, comma-separated: `submitted,change_submitted`.
     pub state: Option<String>,
     /// Only this student's cases (a student always sees only their own).
     pub student: Option<String>,
@@ -65,11 +65,29 @@ pub struct ListQuery {
     pub employer: Option<String>,
     /// Only cases of this school's students (school staff always see only their school's).
     pub school: Option<String>,
+    /// Only cases of students of this college (院系).
+    pub college: Option<String>,
+    /// Text in the student's name or number or the employer's name.
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// Only cases that have waited in their state longer than this many days.
+    #[param(minimum = 0, maximum = 3650)]
+    pub waiting_days: Option<i64>,
+    /// `created` (default: oldest case first) or `waiting` (longest waiting first).
+    #[param(inline)]
+    pub sort: Option<ListSort>,
     /// At most this many (1–200, default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (with the same filters and sort).
     pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListSort {
+    Created,
+    Waiting,
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -80,7 +98,7 @@ pub struct CaseList {
 }
 
 /// The hash an idempotency key is tied to: method, path and the canonical JSON body.
-fn request_hash(method: &str, path: &str, body: &Value) -> String {
+pub(super) fn request_hash(method: &str, path: &str, body: &Value) -> String {
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update(b" ");
@@ -178,7 +196,7 @@ pub async fn get(
 
 /// The caller's cases: a student's own, an employer's invitations, a school's students'.
 #[utoipa::path(get, path = "/api/v1/cases", operation_id = "list_cases", tag = "cases", params(ListQuery),
-    responses((status = 200, body = CaseList, description = "a page of cases"), (status = 422, body = Problem, description = "`limit` out of range")),
+    responses((status = 200, body = CaseList, description = "a page of cases"), (status = 422, body = Problem, description = "`limit` or `waiting_days` out of range, `q` too long, or a cursor of another sort")),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -193,19 +211,63 @@ pub async fn list(
                 .with_field("limit"),
         ]));
     }
+    let by_waiting = q.sort == Some(ListSort::Waiting);
+    let bad = |field: &str, zh: &str, en: &str| {
+        ApiError::invalid(vec![crate::domain::FieldError::new("format", zh, en).with_field(field)])
+    };
+    let after = match q.cursor {
+        None => None,
+        Some(cursor) if by_waiting => {
+            let parsed = cursor
+                .split_once('.')
+                .and_then(|(at, id)| Some((Some(at.parse::<i64>().ok()?), id.to_string())));
+            Some(parsed.ok_or_else(|| bad("cursor", "翻页标记无效", "not a cursor of this sort"))?)
+        }
+        Some(cursor) => Some((None, cursor)),
+    };
+    let text = q.q.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    if text.as_ref().is_some_and(|t| t.chars().count() > 100) {
+        return Err(bad("q", "搜索内容最多100个字", "at most 100 characters"));
+    }
+    let entered_before = match q.waiting_days {
+        None => None,
+        Some(days) if (0..=3650).contains(&days) => Some(crate::store::millis(state.engine.now()) - days * 86_400_000),
+        Some(_) => return Err(bad("waiting_days", "天数须在 0 到 3650 之间", "must be 0 to 3650")),
+    };
     let filter = CaseFilter {
         workflow: q.workflow,
-        state: q.state,
+        states: q
+            .state
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
         student: q.student,
         employer: q.employer,
         school: q.school,
-        after: q.cursor,
+        college: q.college,
+        text,
+        entered_before,
+        by_waiting,
+        after,
         limit: limit + 1,
     };
     let mut cases = state.engine.list(&actor, filter).await?;
     let next_cursor = if cases.len() as i64 > limit {
         cases.truncate(limit as usize);
-        cases.last().map(|c| c.id.clone())
+        cases.last().map(|c| {
+            if by_waiting {
+                let at = chrono::DateTime::parse_from_rfc3339(&c.waiting_since)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or_default();
+                format!("{at}.{}", c.id)
+            } else {
+                c.id.clone()
+            }
+        })
     } else {
         None
     };

@@ -91,8 +91,10 @@ async fn request_span(mut req: Request, next: Next) -> Response {
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut().insert(REQUEST_ID, value.clone());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // `/readyz` answers 503 by design while the workers start: a health answer, not a failure.
+    let health = req.uri().path() == "/readyz";
     let mut response = next.run(req).instrument(span.clone()).await;
-    if response.status().is_server_error() {
+    if response.status().is_server_error() && !health {
         span.in_scope(|| tracing::error!(status = response.status().as_u16(), "request failed"));
     }
     response.headers_mut().insert(REQUEST_ID, value);

@@ -82,7 +82,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 
 /// The dotted name of the first string or key holding a NUL, which no field takes and
 /// PostgreSQL cannot store; `Some("")` for the body itself.
-fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
+pub(super) fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value;
     let join = |key: &str| {
         if at.is_empty() {

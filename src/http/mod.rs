@@ -8,11 +8,14 @@ mod cases;
 mod documents;
 pub mod edge;
 pub mod error;
+mod exports;
 mod extract;
 pub mod openapi;
 mod parties;
 mod reference;
+mod reviews;
 pub mod server;
+mod statistics;
 mod workflows;
 
 use std::sync::Arc;
@@ -50,6 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/cases/{id}/transitions/{name}", post(cases::fire))
         .route("/schools/{id}", put(parties::put_school))
         .route("/students/{id}", put(parties::put_student))
+        .route(
+            "/students",
+            put(parties::put_students)
+                .get(parties::list_students)
+                .layer(DefaultBodyLimit::max(parties::MAX_BULK_BYTES)),
+        )
         .route("/employers/{id}", put(parties::put_employer))
         .route("/students/{id}/destination", get(parties::destination))
         .route("/students/{id}/destinations", get(parties::destinations))
@@ -74,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{name}/versions/{hash}/graph", get(workflows::graph))
         .route("/workflows/{name}/versions/{hash}/activate", post(workflows::activate))
         .route("/workflows/{name}/versions/{hash}/impact", post(workflows::impact))
+        .route("/reviews/bulk", post(reviews::bulk))
+        .route("/statistics/destinations", get(statistics::destinations))
+        .route("/exports/destinations.csv", get(exports::destinations_csv))
+        .route("/exports/destinations.xlsx", get(exports::destinations_xlsx))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),
@@ -134,7 +147,8 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     })?;
     if !idle.is_empty() {
         let queues = idle.join(", ");
-        tracing::warn!(queues = %queues, "not ready: queues without a live worker");
+        // Normal for the first seconds after a start; the answer itself tells the operator.
+        tracing::info!(queues = %queues, "not ready: queues without a live worker");
         return Err(unavailable(
             format!("no live worker runs the queues {queues}"),
             format!("以下队列没有在运行的后台任务进程：{queues}"),

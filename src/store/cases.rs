@@ -40,6 +40,10 @@ pub struct HistoryRow {
     pub idempotency_key: Option<String>,
     /// What the transition changed (JSON), old beside new.
     pub changes: Option<String>,
+    /// The person who fired it (the token's `sub` and name); NULL for the system and
+    /// for tokens that named no person.
+    pub actor_sub: Option<String>,
+    pub actor_name: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -84,19 +88,6 @@ pub struct Ending<'a> {
 
 const DESTINATION_COLUMNS: &str = "id, student_id, category_code, unit_name, location, case_id, approved_at, data, status, ended_by_case, ended_by, ended_at";
 
-/// Which cases a listing returns. The HTTP layer fills the scope from the caller.
-#[derive(Debug, Clone, Default)]
-pub struct CaseFilter {
-    pub workflow: Option<String>,
-    pub state: Option<String>,
-    pub student: Option<String>,
-    pub employer: Option<String>,
-    pub school: Option<String>,
-    /// Cases with an id greater than this (ids sort by creation time).
-    pub after: Option<String>,
-    pub limit: i64,
-}
-
 pub(super) const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at";
 
 impl Tx {
@@ -110,32 +101,8 @@ impl Tx {
         .await)?)
     }
 
-    pub async fn cases(&mut self, f: &CaseFilter) -> Result<Vec<CaseRow>> {
-        // Optional filters as `($n IS NULL OR col = $n)`, so one statement serves every
-        // combination on both backends.
-        let sql = format!(
-            "SELECT {CASE_COLUMNS} FROM cases
-             WHERE ($1 IS NULL OR workflow = $1) AND ($2 IS NULL OR state = $2)
-               AND ($3 IS NULL OR student_id = $3) AND ($4 IS NULL OR employer_id = $4)
-               AND ($5 IS NULL OR school_id = $5) AND ($6 IS NULL OR id > $6)
-             ORDER BY id LIMIT $7"
-        );
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(&f.workflow)
-        .bind(&f.state)
-        .bind(&f.student)
-        .bind(&f.employer)
-        .bind(&f.school)
-        .bind(&f.after)
-        .bind(f.limit)
-        .fetch_all(c)
-        .await)?)
-    }
-
     pub async fn history(&mut self, case_id: &str) -> Result<Vec<HistoryRow>> {
-        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes
+        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name
                    FROM history WHERE case_id = $1 ORDER BY seq";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, HistoryRow>(sql)
             .bind(case_id)
@@ -265,8 +232,8 @@ impl Tx {
 
     pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
         let sql =
-            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(&h.case_id)
             .bind(h.seq)
@@ -278,6 +245,8 @@ impl Tx {
             .bind(h.at)
             .bind(&h.idempotency_key)
             .bind(&h.changes)
+            .bind(&h.actor_sub)
+            .bind(&h.actor_name)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;

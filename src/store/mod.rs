@@ -11,8 +11,10 @@ mod documents;
 mod emails;
 mod idempotency;
 mod jobs;
+mod lists;
 mod parties;
 mod rate_limits;
+mod statistics;
 mod versions;
 
 use std::{
@@ -31,12 +33,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use cases::{CaseFilter, CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
+pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
 pub use jobs::QueueCounts;
+pub use lists::{CaseFilter, CaseListRow, ExportFilter, ExportRow, GraduateFilter, GraduateRow};
 pub use parties::{PartyKind, PartyRow};
+pub use statistics::{GraduateScope, GroupBy};
 pub use versions::{ActiveRow, AuditRow, VersionRow};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever backend.

@@ -11,7 +11,7 @@ use gradsign::{
     clock::{ManualClock, SystemClock},
     config::Config,
     definition::Role,
-    engine::Actor,
+    engine::{Actor, Person},
     jobs::Job,
 };
 use reqwest::{Method, StatusCode};
@@ -255,11 +255,30 @@ impl Reply {
 }
 
 impl TestApp {
+    /// A token naming a person: `sub` is made from the role and party or school (one
+    /// person per role and party), the name is the role's person in the tests.
     pub fn token(&self, role: Role, party: Option<&str>, school: Option<&str>) -> String {
+        let sub = format!("{}-{}", role, party.or(school).unwrap_or("platform"));
+        let name = format!("{}{}", role.title().zh, party.or(school).unwrap_or_default());
+        self.token_as(role, party, school, Some((&sub, Some(&name))))
+    }
+
+    /// A token for `person` (`sub`, name), or for none, as tokens were before they named people.
+    pub fn token_as(
+        &self,
+        role: Role,
+        party: Option<&str>,
+        school: Option<&str>,
+        person: Option<(&str, Option<&str>)>,
+    ) -> String {
         let actor = Actor {
             role,
             party: party.map(str::to_string),
             school: school.map(str::to_string),
+            person: person.map(|(sub, name)| Person {
+                sub: sub.to_string(),
+                name: name.map(str::to_string),
+            }),
         };
         self.app.keys.mint(&actor, chrono::Duration::hours(1))
     }

@@ -1,0 +1,201 @@
+//! Exports for the Ministry's reporting: every graduate with the destination record in
+//! force, in the columns and codes of the national graduate employment system
+//! (REFERENCE.md §1–§3), a page at a time so a province-wide export is never held whole.
+
+use serde_json::Value;
+
+use super::{
+    service::{Engine, Result},
+    shown_as,
+};
+use crate::{
+    domain::Reference,
+    store::{ExportFilter, ExportRow, StoreError, from_millis},
+};
+
+/// The columns, in order: the Ministry's names. Coded columns hold codes.
+pub const DESTINATION_COLUMNS: [&str; 23] = [
+    "学号",
+    "姓名",
+    "性别",
+    "身份证号",
+    "学校代码",
+    "院系",
+    "专业",
+    "学历代码",
+    "学制",
+    "培养方式代码",
+    "政治面貌代码",
+    "毕业时间",
+    "生源地代码",
+    "毕业去向代码",
+    "毕业去向",
+    "单位名称",
+    "统一社会信用代码",
+    "单位性质代码",
+    "单位行业代码",
+    "单位所在地代码",
+    "工作职位类别代码",
+    "审核人",
+    "审核时间",
+];
+
+impl Engine {
+    /// The whole export as an XLSX workbook (one sheet, 毕业去向), read a page at a time;
+    /// rows go to the writer's temporary files as they come, so only the compressed
+    /// workbook is held at the end.
+    pub async fn destinations_xlsx(&self, mut filter: ExportFilter) -> Result<Vec<u8>> {
+        let xlsx_error = |e: rust_xlsxwriter::XlsxError| StoreError::Corrupt(format!("the xlsx writer failed: {e}"));
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
+        sheet.set_name("毕业去向").map_err(xlsx_error)?;
+        for (col, name) in DESTINATION_COLUMNS.iter().enumerate() {
+            sheet.write_string(0, col as u16, *name).map_err(xlsx_error)?;
+        }
+        let mut row = 1u32;
+        loop {
+            let (lines, last) = self.export_page(&filter).await?;
+            for line in &lines {
+                for (col, value) in line.iter().enumerate() {
+                    if !value.is_empty() {
+                        // Codes stay text (`01`, `230103`), as the Ministry's columns are.
+                        sheet.write_string(row, col as u16, value).map_err(xlsx_error)?;
+                    }
+                }
+                row += 1;
+            }
+            match last {
+                Some(after) => filter.after = Some(after),
+                None => break,
+            }
+        }
+        Ok(workbook.save_to_buffer().map_err(xlsx_error)?)
+    }
+
+    /// One page of the export (at most `filter.limit` graduates, after `filter.after`),
+    /// as lines of [`DESTINATION_COLUMNS`], and the id to continue after.
+    pub async fn export_page(&self, filter: &ExportFilter) -> Result<(Vec<Vec<String>>, Option<String>)> {
+        let mut tx = self.db.read().await?;
+        let rows = tx.export_rows(filter).await?;
+        tx.rollback().await?;
+        let last = (rows.len() as i64 == filter.limit)
+            .then(|| rows.last().map(|r| r.id.clone()))
+            .flatten();
+        Ok((rows.iter().map(line).collect(), last))
+    }
+}
+
+/// A graduate's line. A unit's codes come from the registration's fields, else the
+/// employer typed into the case, else the employer's synced record.
+fn line(row: &ExportRow) -> Vec<String> {
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let student = parse(&Some(row.student.clone()));
+    let record = parse(&row.record);
+    let employer = parse(&row.employer);
+    let s = |key: &str| student.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let unit = |names: &[&str]| -> String {
+        let sources = [
+            record.pointer("/destination/fields"),
+            record.get("employer"),
+            Some(&employer),
+        ];
+        sources
+            .into_iter()
+            .flatten()
+            .find_map(|source| names.iter().find_map(|n| source.get(*n).and_then(Value::as_str)))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let reference = Reference::builtin();
+    let code = row.category_code.clone().unwrap_or_default();
+    let category = reference
+        .category(code.get(..2).unwrap_or(&code))
+        .map(|c| c.name_zh.clone())
+        .unwrap_or_default();
+    let approver = row
+        .approver
+        .as_deref()
+        .map(|label| shown_as(label, row.approver_sub.as_deref(), row.approver_name.as_deref()))
+        .unwrap_or_default();
+    let approved = row
+        .approved_at
+        .map(|ms| {
+            from_millis(ms)
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default();
+    // Codes as the lists keep them, whichever spelling a party record holds.
+    let coded = |list: &str, value: String| {
+        reference
+            .code_list(list)
+            .and_then(|l| l.lookup(&value))
+            .map(|e| e.code.clone())
+            .unwrap_or(value)
+    };
+    vec![
+        s("student_number"),
+        row.name.clone(),
+        s("gender"),
+        s("id_number"),
+        row.school_id.clone().unwrap_or_default(),
+        s("college"),
+        s("major"),
+        s("education_level"),
+        s("study_years"),
+        s("training_mode"),
+        s("political_status"),
+        s("graduation_date"),
+        s("origin_region"),
+        code,
+        category,
+        row.unit_name.clone().unwrap_or_default(),
+        unit(&["credit_code"]),
+        coded("unit_nature", unit(&["unit_nature", "nature"])),
+        coded("industry", unit(&["industry"])),
+        unit(&["location"]),
+        coded("job_category", unit(&["job_category"])),
+        approver,
+        approved,
+    ]
+}
+
+/// A CSV field: quoted when it holds a comma, quote or line break; a leading `=`, `+`,
+/// `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
+pub fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// A CSV line with its CRLF.
+pub fn csv_line(fields: &[String]) -> String {
+    let mut out = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    out.push_str("\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_line(&["1".into(), "x\ny".into()]), "1,\"x\ny\"\r\n");
+    }
+}
