@@ -140,6 +140,22 @@ impl App {
         Ok(())
     }
 
+    /// Serves a worker process's metrics and health on `listener` until `shutdown`.
+    pub async fn serve_operations(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        crate::http::server::serve(
+            listener,
+            crate::http::operations_router(self.state()),
+            self.config.header_read_timeout(),
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Starts the workers in the background; they stop when `stop` turns true.
     pub fn spawn_workers(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<anyhow::Result<()>> {
         let engine = self.engine.clone();

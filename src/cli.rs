@@ -190,6 +190,13 @@ fn run(config: Config, http: bool, workers: bool) -> ExitCode {
                 app.engine.db.backend()
             );
             app.serve(listener, shutdown_signal()).await?;
+        } else if let Some(addr) = app.config.metrics_listen.clone() {
+            // A worker's own counters (renders, mails, timer lag) are scraped here.
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            println!("gradsign worker: metrics on http://{}/metrics", listener.local_addr()?);
+            app.serve_operations(listener, shutdown_signal()).await?;
         } else {
             tracing::info!("running workers only");
             shutdown_signal().await;

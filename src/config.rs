@@ -115,6 +115,9 @@ pub struct Overrides {
         value_name = "SECONDS"
     )]
     pub header_read_timeout_secs: Option<String>,
+    /// Where a `worker` process serves /metrics, /healthz and /readyz (a serve process has them on its own address) [default: none]
+    #[arg(long, env = "GRADSIGN_METRICS_LISTEN", global = true, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Agreement verifications one client address may ask for per minute; more get 429 [default: 30]
     #[arg(long, env = "GRADSIGN_VERIFY_PER_MINUTE", global = true, value_name = "COUNT")]
     pub verify_per_minute: Option<String>,
@@ -161,6 +164,8 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// Agreement verifications one client address may ask for per minute (30).
     pub verify_per_minute: u32,
+    /// Where a `worker` process serves its metrics and health (none).
+    pub metrics_listen: Option<String>,
     /// SMTP server; `None`: `.eml` files under `{data_dir}/outbox`.
     pub smtp_host: Option<String>,
     pub smtp_port: u16,
@@ -201,6 +206,7 @@ impl Default for Config {
             request_timeout_secs: 60,
             header_read_timeout_secs: 15,
             verify_per_minute: 30,
+            metrics_listen: None,
             smtp_host: None,
             smtp_port: 587,
             smtp_security: "starttls".into(),
@@ -233,6 +239,7 @@ impl fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("verify_per_minute", &self.verify_per_minute)
+            .field("metrics_listen", &self.metrics_listen)
             .field("smtp_host", &self.smtp_host)
             .field("smtp_port", &self.smtp_port)
             .field("smtp_security", &self.smtp_security)
@@ -389,6 +396,9 @@ impl Config {
         }
         if let Some(v) = text(&o.header_read_timeout_secs) {
             self.header_read_timeout_secs = seconds("GRADSIGN_HEADER_READ_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = text(&o.metrics_listen) {
+            self.metrics_listen = Some(v);
         }
         if let Some(v) = text(&o.verify_per_minute) {
             self.verify_per_minute = v

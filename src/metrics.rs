@@ -47,7 +47,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "gradsign_renders_total",
         kind: "counter",
-        help: "Render jobs by result (done, failed, retry).",
+        help: "Render jobs by result (ok, or error: to be retried or failed for good).",
         buckets: &[],
     },
     Family {

@@ -209,11 +209,15 @@ async fn documents_rendered_by_a_worker_download_through_every_http_process() {
     let (dir_a, dir_b, dir_w) = (machine(), machine(), machine());
     // The HTTP processes first: the first migrates, the others wait on its lock.
     let (a, b) = tokio::join!(Http::start(dir_a.path(), &url), Http::start(dir_b.path(), &url));
+    let worker_metrics = format!("127.0.0.1:{}", free_port());
     let worker = spawn(
         dir_w.path(),
         &url,
         &["worker"],
-        &[("GRADSIGN_WORKER_POLL_MS", "100".into())],
+        &[
+            ("GRADSIGN_WORKER_POLL_MS", "100".into()),
+            ("GRADSIGN_METRICS_LISTEN", worker_metrics.clone()),
+        ],
     );
 
     let admin = token(Role::PlatformAdmin, None, None);
@@ -348,6 +352,23 @@ async fn documents_rendered_by_a_worker_download_through_every_http_process() {
         let (status, bytes) = via.bytes(doc["url"].as_str().unwrap(), &admin).await;
         assert_eq!((status, &bytes), (StatusCode::OK, &proof), "{doc}");
     }
+
+    // The worker's own counters are scraped from the worker: it rendered the agreements.
+    let scraped = a
+        .client
+        .get(format!("http://{worker_metrics}/metrics"))
+        .send()
+        .await
+        .expect("the worker serves its metrics")
+        .text()
+        .await
+        .unwrap();
+    let rendered: f64 = scraped
+        .lines()
+        .filter(|l| l.starts_with("gradsign_renders_total{") && l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(rendered >= 3.0, "the worker counts its renders:\n{scraped}");
 
     // The documents are in the database; no machine kept one in its own folder.
     for dir in [&dir_a, &dir_b, &dir_w] {

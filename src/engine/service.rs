@@ -543,6 +543,7 @@ impl Engine {
     /// Every write to a timer row holds its case's lock, so the timer read again under
     /// that lock is its latest word.
     pub async fn fire_timer(&self, timer_id: &str) -> Result<TimerFired> {
+        let started = std::time::Instant::now();
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let Some(peeked) = tx.timer(timer_id).await? else {
@@ -596,6 +597,8 @@ impl Engine {
             .await?;
         tx.finish_timer(&timer.id, "fired", millis(now)).await?;
         tx.commit().await?;
+        // A transition the system fired counts with the parties' ones.
+        self.metrics.transition(&def.name, &timer.fire, "ok", started.elapsed());
         Ok(TimerFired::Fired)
     }
 

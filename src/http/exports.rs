@@ -16,8 +16,6 @@ use super::{
     extract::Caller,
 };
 use crate::{
-    definition::Role,
-    domain::FieldError,
     engine::exports::{DESTINATION_COLUMNS, csv_line},
     store::ExportFilter,
 };
@@ -126,22 +124,15 @@ fn export_filter(
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ExportFilter, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
-    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
-        return Err(ApiError::invalid(vec![
-            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
-                .with_field("graduation_year"),
-        ]));
-    }
-    let school = match actor.role {
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
-        Role::PlatformAdmin => q.school,
-        _ => {
-            return Err(ApiError::forbidden(
-                "only school staff and platform admins export",
-                "仅学校工作人员和平台管理员可导出",
-            ));
-        }
-    };
+    let school = super::statistics::reporting_scope(
+        actor,
+        q.school,
+        q.graduation_year,
+        (
+            "only school staff and platform admins export",
+            "仅学校工作人员和平台管理员可导出",
+        ),
+    )?;
     Ok(ExportFilter {
         school,
         graduating: q.graduation_year.map(|y| format!("{y:04}")),

@@ -112,30 +112,33 @@ pub(super) fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
 fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => {
-            let message = e.to_string();
-            let field = message
-                .split('`')
-                .nth(1)
-                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
-                .unwrap_or("body")
-                .to_string();
-            let zh = if message.starts_with("unknown field") {
-                format!("不认识的字段：{field}")
-            } else if message.starts_with("missing field") {
-                format!("缺少字段：{field}")
-            } else {
-                "请求内容的字段类型不正确".to_string()
-            };
-            let code = if message.starts_with("unknown field") {
-                "unknown_field"
-            } else {
-                "type"
-            };
-            ApiError::invalid(vec![FieldError::new(code, zh, message).with_field(field)])
-        }
+        Category::Data => ApiError::invalid(vec![shape_error(&e, "body", "请求内容的字段类型不正确")]),
         _ => ApiError::malformed(format!("the body is not valid JSON: {e}")),
     }
+}
+
+/// A JSON value of the wrong shape as a field error: an unknown or a missing field is named
+/// (`unknown_field`, or `type` for the rest); anything else is laid at `whole` with
+/// `otherwise` as its Chinese message.
+pub(super) fn shape_error(e: &serde_json::Error, whole: &str, otherwise: &str) -> FieldError {
+    let message = e.to_string();
+    let unknown = message.starts_with("unknown field");
+    let missing = message.starts_with("missing field");
+    let field = message
+        .split('`')
+        .nth(1)
+        .filter(|_| unknown || missing)
+        .unwrap_or(whole)
+        .to_string();
+    let zh = if unknown {
+        format!("不认识的字段：{field}")
+    } else if missing {
+        format!("缺少字段：{field}")
+    } else {
+        otherwise.to_string()
+    };
+    let code = if unknown { "unknown_field" } else { "type" };
+    FieldError::new(code, zh, message).with_field(field)
 }
 
 /// The `Idempotency-Key` header, if sent.

@@ -46,6 +46,16 @@ pub struct AppState {
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
 /// The whole API, testable with `tower::ServiceExt::oneshot` or a real listener.
+/// What a `worker` process serves on `GRADSIGN_METRICS_LISTEN`: its metrics and health,
+/// nothing of the API.
+pub fn operations_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/cases", post(cases::start).get(cases::list))

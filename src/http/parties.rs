@@ -458,21 +458,11 @@ pub async fn put_students(
 
 /// A record that is not a student record: an unknown field, a missing one, a wrong type.
 fn record_error(e: &serde_json::Error) -> FieldError {
-    let message = e.to_string();
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
-        .unwrap_or("record")
-        .to_string();
-    let zh = if message.starts_with("unknown field") {
-        format!("不认识的字段：{field}")
-    } else if message.starts_with("missing field") {
-        format!("缺少字段：{field}")
-    } else {
-        format!("记录格式有误：{message}")
-    };
-    FieldError::new("format", zh, message).with_field(field)
+    // A bulk sync reports every record's shape problem under one code.
+    FieldError {
+        code: "format",
+        ..super::extract::shape_error(e, "record", &format!("记录格式有误：{e}"))
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -83,22 +83,15 @@ pub async fn destinations(
     query: Result<Query<StatisticsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DestinationStatistics>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
-    if q.graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
-        return Err(ApiError::invalid(vec![
-            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
-                .with_field("graduation_year"),
-        ]));
-    }
-    let school = match actor.role {
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.clone(),
-        Role::PlatformAdmin => q.school.clone(),
-        _ => {
-            return Err(ApiError::forbidden(
-                "only school staff and platform admins read statistics",
-                "仅学校工作人员和平台管理员可查看统计",
-            ));
-        }
-    };
+    let school = reporting_scope(
+        &actor,
+        q.school.clone(),
+        q.graduation_year,
+        (
+            "only school staff and platform admins read statistics",
+            "仅学校工作人员和平台管理员可查看统计",
+        ),
+    )?;
     let formulas = Formulas::builtin();
     let name = q.formula.as_deref().unwrap_or(&formulas.default);
     let formula = formulas.get(name).cloned().ok_or_else(|| {
@@ -156,4 +149,26 @@ pub async fn destinations(
         total,
         groups: if q.group_by.is_some() { groups } else { Vec::new() },
     }))
+}
+
+/// The school a school officer or a platform admin reads for (an officer always their own;
+/// an admin the one named, or every school), and the graduation year checked; anyone else is
+/// refused with `forbidden` (what they may not do, in English and Chinese).
+pub(super) fn reporting_scope(
+    actor: &crate::engine::Actor,
+    named: Option<String>,
+    graduation_year: Option<i32>,
+    forbidden: (&str, &str),
+) -> Result<Option<String>, ApiError> {
+    if graduation_year.is_some_and(|y| !(1900..=9999).contains(&y)) {
+        return Err(ApiError::invalid(vec![
+            FieldError::new("range", "毕业年份须在 1900 到 9999 之间", "must be 1900 to 9999")
+                .with_field("graduation_year"),
+        ]));
+    }
+    match actor.role {
+        Role::SchoolReviewer | Role::SchoolAdmin => Ok(actor.school.clone()),
+        Role::PlatformAdmin => Ok(named),
+        _ => Err(ApiError::forbidden(forbidden.0.to_string(), forbidden.1.to_string())),
+    }
 }
