@@ -16,6 +16,7 @@ on_both_backends!(
     statistics_match_a_count_made_from_the_records,
     bulk_approval_does_each_case_on_its_own,
     lists_filter_search_sort_and_page_exactly,
+    a_list_row_shows_the_unit_and_position_the_definition_maps,
     the_csv_export_reads_back_with_every_row_and_code,
 );
 
@@ -843,4 +844,17 @@ async fn the_csv_export_reads_back_with_every_row_and_code(backend: Backend) {
         let expected: Vec<String> = headers.iter().map(|h| row[h].clone()).collect();
         assert_eq!(line, &expected);
     }
+}
+
+/// The unit and the position of a list row come from the paths the definition maps
+/// (`[destination_record]`): the synced employer online, what the invitation's terms say.
+async fn a_list_row_shows_the_unit_and_position_the_definition_maps(backend: Backend) {
+    let Some(app) = seeded(backend).await else { return };
+    let r = app.invite("E1", "S1").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let list = app.get("/api/v1/cases?workflow=online_signing", &app.reviewer()).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let row = &list.body["cases"][0];
+    assert_eq!(row["position"], "软件工程师", "{row}");
+    assert_eq!(row["employer_name"], "龙江软件有限公司", "{row}");
 }

@@ -184,6 +184,18 @@ pub struct DestinationRecordMap {
     /// The unit's name; `None`: the employer party's name.
     pub unit: Option<String>,
     pub location: Option<String>,
+    /// The position (岗位), shown in case lists beside the unit.
+    pub position: Option<String>,
+}
+
+impl DestinationRecordMap {
+    /// The text at a mapped path (`terms.work_place`) of a case's data, if any.
+    pub fn read(path: &Option<String>, data: &serde_json::Value) -> Option<String> {
+        let pointer = format!("/{}", path.as_deref()?.replace('.', "/"));
+        data.pointer(&pointer)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    }
 }
 
 #[derive(Debug, Clone)]

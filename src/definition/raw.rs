@@ -94,6 +94,8 @@ pub struct RawDestinationRecord {
     pub unit: Option<Spanned<String>>,
     /// The data path of the place (of work).
     pub location: Option<Spanned<String>>,
+    /// The data path of the position (岗位), for case lists.
+    pub position: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -121,12 +121,8 @@ impl Engine {
                 .find_map(|n| fields.get(*n).and_then(Value::as_str))
                 .map(str::to_string)
         };
-        let typed = |pointer: &str| data.pointer(pointer).and_then(Value::as_str).map(str::to_string);
         // The paths are the definition's (`[destination_record]`), never named here.
-        let mapped = |path: &Option<String>| {
-            path.as_deref()
-                .and_then(|p| typed(&format!("/{}", p.replace('.', "/"))))
-        };
+        let mapped = |path: &Option<String>| crate::definition::DestinationRecordMap::read(path, data);
         let map = &def.destination_record;
         let unit = match (&row.employer_id, registration) {
             (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),

@@ -783,13 +783,14 @@ impl Engine {
         for r in rows {
             let def = self.definition_of(&mut tx, &r.workflow_hash).await?;
             let data: Value = serde_json::from_str(&r.data).unwrap_or(Value::Null);
-            let text = |pointer: &str| data.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+            // Unit and position where the definition maps them (`[destination_record]`).
+            let mapped = |path: &Option<String>| crate::definition::DestinationRecordMap::read(path, &data);
             summaries.push(CaseSummary {
                 workflow_title: def.title.clone(),
                 state_title: def.state(&r.state).map(|s| s.title.clone()).unwrap_or_default(),
                 // What the agreement prints: the typed-in employer overlays the synced one.
-                employer_name: text("/employer/name").or(r.employer_name),
-                position: text("/terms/position"),
+                employer_name: mapped(&def.destination_record.unit).or(r.employer_name),
+                position: mapped(&def.destination_record.position),
                 id: r.id,
                 workflow: r.workflow,
                 state: r.state,

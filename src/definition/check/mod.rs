@@ -710,6 +710,7 @@ impl Checker<'_> {
         let map = raw.destination_record.as_ref().map(|r| r.get_ref());
         let unit = map.and_then(|m| path(&m.unit, "unit", self));
         let location = map.and_then(|m| path(&m.location, "location", self));
+        let position = map.and_then(|m| path(&m.position, "position", self));
         let records = std::iter::once(start)
             .chain(transitions)
             .any(|t| t.effects.contains(&super::Effect::RecordDestination))
@@ -724,7 +725,11 @@ impl Checker<'_> {
                  add `[destination_record]` with `location = \"…\"` (a text field of a form)",
             );
         }
-        super::DestinationRecordMap { unit, location }
+        super::DestinationRecordMap {
+            unit,
+            location,
+            position,
+        }
     }
 
     fn check_unique_names(&mut self, transitions: &[&Spanned<RawTransition>]) {
