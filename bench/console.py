@@ -13,6 +13,7 @@ loopback: the server's time plus a fraction of a millisecond of socket work.
 import argparse
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,8 +48,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "gradsign"))
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
-    ap.add_argument("--port", type=int, default=18713)
+    ap.add_argument("--port", type=int, default=0, help="default: a free port")
     args = ap.parse_args()
+    if not args.port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            args.port = s.getsockname()[1]
     url = f"{args.pg}/{DB}"
     psql(args.pg + "/postgres", f"DROP DATABASE IF EXISTS {DB}")
     psql(args.pg + "/postgres", f"CREATE DATABASE {DB}")
@@ -70,6 +75,14 @@ def main():
             time.sleep(0.1)
         else:
             sys.exit("the server did not start")
+        # The server migrates and publishes its workflows as it starts.
+        for _ in range(600):
+            try:
+                if psql(url, "SELECT count(*) > 0 FROM workflow_active", "-t").strip() == "t":
+                    break
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.1)
         subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f",
                         os.path.join(ROOT, "bench", "console_load.sql")], check=True)
         print(psql(url, "SELECT (SELECT count(*) FROM cases WHERE school_id = 'B001') AS cases, "
@@ -105,7 +118,7 @@ def run(args, env):
         marker = 'href="/console/inbox?after='
         if marker not in text:
             break
-        after = text.split(marker, 1)[1].split('"', 1)[0].split("&amp;", 1)[0]
+        after = text.split(marker, 1)[1].split('"', 1)[0]
         path = f"/console/inbox?after={after}"
     q = urllib.parse.quote
     pages = [

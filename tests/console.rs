@@ -310,6 +310,43 @@ async fn a_student_named_script_is_shown_as_text(backend: Backend) {
     }
 }
 
+/// More than a page of waiting cases, filtered by college: the next page keeps the filter
+/// and lists the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_pages_on_with_its_filters() {
+    let Some(app) = spawn_seeded(Backend::Sqlite).await else {
+        return;
+    };
+    let records: Vec<Value> = (0..52)
+        .map(|i| {
+            json!({ "id": format!("P{i:03}"), "school": SCHOOL, "name": format!("翻页{i}"),
+                "college": if i < 51 { "计算机学院" } else { "机械学院" }, "graduation_date": "2026-06-30" })
+        })
+        .collect();
+    let r = app.put("/api/v1/students", &app.admin(), &Value::Array(records)).await;
+    assert_eq!(r.body["stored"], 52, "{}", r.body);
+    let mut cases = Vec::new();
+    for i in 0..52 {
+        cases.push(awaiting_review(&app, &format!("P{i:03}")).await);
+    }
+    let reviewer = app.reviewer();
+    let college = "%E8%AE%A1%E7%AE%97%E6%9C%BA%E5%AD%A6%E9%99%A2"; // 计算机学院
+    let (status, _, first) = page(&app, &format!("/console/inbox?college={college}"), &reviewer).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first.matches("<tr data-case=").count(), 50);
+    let next = first
+        .split(r#"class="next""#)
+        .next()
+        .and_then(|head| head.rsplit("href=\"").next())
+        .map(|href| href.trim_end_matches(['"', ' ']).replace("&amp;", "&"))
+        .unwrap();
+    assert!(next.contains(&format!("college={college}")), "{next}");
+    let (status, _, second) = page(&app, &next, &reviewer).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second.matches("<tr data-case=").count(), 1, "{second}");
+    assert!(second.contains(&cases[50]) && !second.contains(&cases[51]), "{second}");
+}
+
 #[tokio::test]
 async fn pages_without_a_session_send_the_browser_to_sign_in() {
     let Some(app) = spawn_seeded(Backend::Sqlite).await else {
@@ -385,6 +422,21 @@ async fn admin_pages_follow_the_api_authorisation() {
     }
     let (_, _, stats) = page(&app, "/console/statistics", &reviewer).await;
     assert!(stats.contains("<svg") && stats.contains("落实率"), "{stats}");
+    // The export buttons work with the session (the API's own export, by cookie).
+    let csv = no_redirects()
+        .get(format!("{}/console/exports/destinations.csv", app.base))
+        .header(header::COOKIE, format!("gradsign_session={reviewer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(csv.text().await.unwrap().contains("学号"));
     // The graph: every state of the definition drawn once, from its own data.
     let (_, _, def) = page(&app, "/console/definitions/online_signing", &admin).await;
     for state in ["invited", "submitted", "approved", "terminated"] {

@@ -155,7 +155,8 @@ try {
     return m && lines[Number(m[1]) - 1] !== undefined && lines[Number(m[1]) - 1].includes("nowhere_state");
   });
   check(pointing.length > 0, `no problem names the line of nowhere_state: ${problems.join(" | ")}`);
-  await shot(admin, "definition-error-desktop.png");
+  await admin.screenshot({ path: path.join(cfg.screenshots, "definition-error-desktop.png") });
+  await admin.locator(".graph-wrap").screenshot({ path: path.join(cfg.screenshots, "definition-graph.png") });
   await admin.goto("/console/queues");
   await shot(admin, "queues-desktop.png");
   await admin.goto("/console/mail");

@@ -18,6 +18,7 @@ use crate::{
     http::{
         AppState, admin as api_admin,
         error::ApiError,
+        exports as api_exports,
         extract::Caller,
         statistics::{self as api_statistics, GroupByParam, StatisticsQuery},
         workflows::platform_admin,
@@ -122,7 +123,7 @@ pub async fn statistics(
         .total
         .by_group
         .iter()
-        .map(|(k, n)| (k.clone(), *n as f64, n.to_string()))
+        .map(|(k, n)| (group_title(k), *n as f64, n.to_string()))
         .chain(std::iter::once((
             "无去向 / without a destination".to_string(),
             stats.total.without_destination as f64,
@@ -131,7 +132,8 @@ pub async fn statistics(
         .collect();
     let max_group = max_group.max(stats.total.without_destination as f64);
     let mut export = String::new();
-    for (k, v) in [("school", &stats.school), ("as_of", &Some(stats.as_of.clone()))] {
+    let year = stats.graduation_year.map(|y| y.to_string());
+    for (k, v) in [("school", &stats.school), ("graduation_year", &year)] {
         if let Some(v) = v {
             export.push_str(&format!(
                 "{}{k}={}",
@@ -153,6 +155,40 @@ pub async fn statistics(
             "export": export,
         }),
     )
+}
+
+/// A destination group's name in both languages (`agreement_or_contract` → 协议和合同就业).
+fn group_title(group: &str) -> String {
+    crate::domain::Reference::builtin()
+        .categories()
+        .iter()
+        .find(|c| c.group == group)
+        .map(|c| format!("{} / {group}", c.group_zh))
+        .unwrap_or_else(|| group.to_string())
+}
+
+/// The destination export as CSV, as `GET /api/v1/exports/destinations.csv` answers it.
+pub async fn export_csv(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<api_exports::ExportQuery>, QueryRejection>,
+) -> Response {
+    match api_exports::destinations_csv(State(state), caller(&session), query).await {
+        Ok(r) => r,
+        Err(e) => problem_page(Some(&session), e),
+    }
+}
+
+/// The destination export as XLSX.
+pub async fn export_xlsx(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<api_exports::ExportQuery>, QueryRejection>,
+) -> Response {
+    match api_exports::destinations_xlsx(State(state), caller(&session), query).await {
+        Ok(r) => r,
+        Err(e) => problem_page(Some(&session), e),
+    }
 }
 
 /// Reviews escalated for waiting too long, as `GET /api/v1/reviews/overdue` lists them.

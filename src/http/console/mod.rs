@@ -76,6 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/reviews/bulk", post(pages::bulk))
         .route("/console/documents/{id}", get(pages::document))
         .route("/console/statistics", get(admin::statistics))
+        .route("/console/exports/destinations.csv", get(admin::export_csv))
+        .route("/console/exports/destinations.xlsx", get(admin::export_xlsx))
         .route("/console/overdue", get(admin::overdue))
         .route("/console/mail", get(admin::mail))
         .route("/console/mail/{id}/resend", post(admin::resend))

@@ -183,7 +183,16 @@ pub async fn inbox(
                 .ok()
                 .map(|t| (t, c))
         })
-        .map(|(t, c)| format!("{}.{}", t.timestamp_millis(), c.id));
+        .map(|(t, c)| {
+            // The next page keeps the filters.
+            let mut url = format!("/console/inbox?after={}.{}", t.timestamp_millis(), urlencode(&c.id));
+            for (k, v) in [("q", &text), ("college", &q.college), ("workflow", &q.workflow)] {
+                if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                    url.push_str(&format!("&{k}={}", urlencode(v)));
+                }
+            }
+            url
+        });
     let cases: Vec<Value> = rows
         .iter()
         .map(|c| {
@@ -307,6 +316,8 @@ fn state_title(def: Option<&Definition>, name: &str) -> String {
 /// A value as one line of text.
 fn shown(v: &Value) -> String {
     match v {
+        // A moment (a deadline, when the agreement was issued) as people read it.
+        Value::String(s) if s.len() > 19 && chrono::DateTime::parse_from_rfc3339(s).is_ok() => local_time(s),
         Value::String(s) => s.clone(),
         Value::Bool(true) => "是 / yes".into(),
         Value::Bool(false) => "否 / no".into(),
