@@ -51,9 +51,9 @@ fn roles(by: &[super::Role]) -> String {
 /// how many live cases sit in it (`live`), transitions as labelled curves. Every text is
 /// escaped; the drawing carries no script and no style of its own beyond classes.
 pub fn svg(def: &Definition, live: &std::collections::BTreeMap<String, i64>) -> String {
-    const W: f64 = 168.0;
+    const W: f64 = 190.0;
     const H: f64 = 50.0;
-    const COL: f64 = 236.0;
+    const COL: f64 = 256.0;
     const ROW: f64 = 74.0;
     const PAD: f64 = 24.0;
     let layers = layers(def);

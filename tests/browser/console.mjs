@@ -20,8 +20,8 @@ const browser = await chromium.launch({
 });
 
 /// A fresh browser context (its own cookies) signed in with `token`.
-async function signedIn(token, viewport = desktop) {
-  const context = await browser.newContext({ viewport, baseURL: cfg.base });
+async function signedIn(token, viewport = desktop, javaScriptEnabled = true) {
+  const context = await browser.newContext({ viewport, baseURL: cfg.base, javaScriptEnabled });
   const page = await context.newPage();
   page.setDefaultTimeout(30000);
   const problems = [];
@@ -115,8 +115,8 @@ try {
   check(!(await other.content()).includes("王芳"), "the forbidden page names the student");
 
   // 6. The student sees the reason the case was returned.
-  step("the student's view shows the reason");
-  const student = await signedIn(cfg.tokens.student_s5, phone);
+  step("the student's view shows the reason (with JavaScript off)");
+  const student = await signedIn(cfg.tokens.student_s5, phone, false);
   await student.goto(`/console/cases/${c.S5}`);
   check((await student.textContent("main")).includes("请补充单位盖章页（浏览器）"), "the student does not see the reason");
   await shot(student, "student-case-phone.png");
