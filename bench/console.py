@@ -101,7 +101,9 @@ def run(args, env):
 
     def get(path, tok, accept="text/html"):
         headers = {"Accept": accept}
-        if tok:
+        if tok and path.startswith("/api/"):
+            headers["Authorization"] = f"Bearer {tok}"
+        elif tok:
             headers["Cookie"] = f"gradsign_session={tok}"
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
@@ -135,6 +137,10 @@ def run(args, env):
         ("definition + graph + source", "/console/definitions/destination_registration", admin),
         ("verify page (no such number)", "/verify/2026-B001-000001-A?code=ABCDEF", None),
         ("sign-in page", "/console/signin", None),
+        # The JSON API's answers to the same reads, for the console's own share.
+        ("API: inbox's list (same query)", "/api/v1/cases?state=submitted&sort=waiting&limit=51", reviewer),
+        ("API: the case", "/api/v1/cases/c00001234", reviewer),
+        ("API: statistics by college", "/api/v1/statistics/destinations?group_by=college", school_admin),
     ]
     print(f"\n{'page':34} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>8}   ({RUNS} runs each, {WARMUP} warm-up)")
     for name, path, tok in pages:
