@@ -11,7 +11,7 @@ use std::{path::PathBuf, process::Command};
 use gradsign::definition::Role;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use support::{Backend, SCHOOL, TestApp, spawn_seeded};
+use support::{Backend, SCHOOL, TestApp, spawn_app_with, spawn_seeded};
 
 on_both_backends!(
     a_reviewer_of_another_school_gets_403_on_the_case_page,
@@ -20,6 +20,8 @@ on_both_backends!(
     a_student_named_script_is_shown_as_text,
     approving_from_the_case_page_goes_through_the_transition_path,
     bulk_return_needs_the_reason_the_definition_asks_for,
+    a_failed_mail_is_listed_with_its_reason_and_resent_from_the_mail_log,
+    a_failed_render_is_listed_with_the_missing_character,
 );
 
 /// The name of the student whose name is markup.
@@ -230,6 +232,78 @@ async fn bulk_return_needs_the_reason_the_definition_asks_for(backend: Backend) 
         let c = app.case(case, &reviewer).await.body;
         assert_eq!(c["data"]["review"]["reason"], "请补充单位盖章页", "{c}");
     }
+}
+
+async fn a_failed_mail_is_listed_with_its_reason_and_resent_from_the_mail_log(backend: Backend) {
+    use gradsign::mail::test_support::SmtpSink;
+    let sink = SmtpSink::start().await.unwrap();
+    let smtp = sink.smtp_config();
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.smtp_host = Some(smtp.host.clone());
+        c.smtp_port = smtp.port;
+        c.smtp_security = "none".into();
+    })
+    .await
+    else {
+        return;
+    };
+    app.seed().await;
+    sink.fail_next_data(1, 550);
+    app.invite("E1", "S2").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        let failed = app.app.engine.list_emails(Some("failed"), None).await.unwrap();
+        if let Some(first) = failed.into_iter().next() {
+            break first;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no mail failed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let admin = app.admin();
+    let (status, _, log) = page(&app, "/console/mail?status=failed", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert!(
+        log.contains("550") && log.contains(&format!("/console/mail/{}/resend", failed.id)),
+        "{log}"
+    );
+    // Without the session's token nothing is queued; with it, the mail goes out.
+    let path = format!("/console/mail/{}/resend", failed.id);
+    let (status, _) = post_form(&app, &path, &admin, &[("csrf", "nope")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, location) = post_form(&app, &path, &admin, &[("csrf", &csrf(&app, &admin))]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    let mails = sink
+        .wait_for(1, std::time::Duration::from_secs(60))
+        .await
+        .expect("the resent mail arrives");
+    assert_eq!(mails[0].rcpt_to.join(","), "s2@students.example.edu.cn");
+    // Resending again: the API's refusal (it has not failed), as a page.
+    let (status, body) = post_form(&app, &path, &admin, &[("csrf", &csrf(&app, &admin))]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("只有发送失败的邮件可以重发"), "{body}");
+}
+
+async fn a_failed_render_is_listed_with_the_missing_character(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else { return };
+    let r = app
+        .put(
+            "/api/v1/students/S9",
+            &app.admin(),
+            &json!({ "school": SCHOOL, "name": "王𠇔" }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let case = awaiting_review(&app, "S9").await;
+    app.wait_for_render(&case, "agreement_preview", "failed").await;
+    let (status, _, body) = page(&app, "/console/renders", &app.admin()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(&case) && body.contains('𠇔') && body.contains("student.name"),
+        "{body}"
+    );
+    // The case page says so too, to the school.
+    let (_, _, case_page) = page(&app, &format!("/console/cases/{case}"), &app.reviewer()).await;
+    assert!(case_page.contains("failed") && case_page.contains('𠇔'), "{case_page}");
 }
 
 async fn the_verify_address_answers_a_browser_with_a_page_and_a_program_with_json(backend: Backend) {
