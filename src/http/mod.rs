@@ -97,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/statistics/destinations", get(statistics::destinations))
         .route("/exports/destinations.csv", get(exports::destinations_csv))
         .route("/exports/destinations.xlsx", get(exports::destinations_xlsx))
+        .route("/exports/cases.csv", get(exports::cases_csv))
+        .route("/exports/cases.xlsx", get(exports::cases_xlsx))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

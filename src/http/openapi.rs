@@ -23,7 +23,8 @@ use super::{admin, cases, documents, error, exports, parties, reference, reviews
         documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories, workflows::list, workflows::audit, workflows::publish, workflows::versions, workflows::source,
         workflows::graph, workflows::activate, workflows::impact, super::readyz, super::metrics,
-        statistics::destinations, reviews::bulk, exports::destinations_csv, exports::destinations_xlsx),
+        statistics::destinations, reviews::bulk, exports::destinations_csv, exports::destinations_xlsx,
+        exports::cases_csv, exports::cases_xlsx),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"), (name = "workflows", description = "publishing and activating workflow versions, and their audit"), (name = "operations", description = "readiness and metrics for operators"), (name = "statistics", description = "destination statistics (毕业去向落实率)"))
