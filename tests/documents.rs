@@ -17,6 +17,7 @@ on_both_backends!(
     the_school_date_appears_when_the_school_approves_not_when_it_returns,
     amended_terms_give_a_new_document_and_keep_the_old,
     a_late_render_of_an_older_version_marks_nothing_and_stores_nothing,
+    a_late_render_prints_the_same_bytes_as_an_on_time_one,
 );
 
 async fn app(backend: Backend) -> Option<TestApp> {
@@ -412,4 +413,86 @@ async fn a_late_render_of_an_older_version_marks_nothing_and_stores_nothing(back
     };
     assert!(!tx.set_render(&failed).await.unwrap(), "a done render stays done");
     tx.commit().await.unwrap();
+}
+
+/// The stored PDF of a slot's current render.
+async fn current_pdf(app: &TestApp, case: &str, slot: &str) -> Vec<u8> {
+    let list = app
+        .get(&format!("/api/v1/cases/{case}/documents"), &app.admin())
+        .await
+        .body;
+    let doc = current_document(&list, slot, 0)
+        .unwrap_or_else(|| panic!("no {slot}: {list}"))
+        .clone();
+    let (status, pdf) = app.download(&doc, &app.admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    pdf
+}
+
+/// A render is of a case version: the preview asked for at confirmation and the final
+/// agreement asked for at approval come out byte for byte the same whether their jobs run
+/// at once or days later, after the case moved on (a termination was asked for, with a
+/// reason in the case data) — no later data, history, version or date gets in.
+async fn a_late_render_prints_the_same_bytes_as_an_on_time_one(backend: Backend) {
+    let Some(app) = support::spawn_app_with(backend, |c| c.workers = false).await else {
+        return;
+    };
+    app.seed().await;
+    let engine = app.app.engine.clone();
+    let case = submitted_case(&app, "S2").await;
+    let version = |r: &support::Reply| r.body["version"].as_i64().unwrap();
+    let confirmed = version(&app.case(&case, &app.admin()).await);
+
+    // The preview's job runs on time; what a render of that version gives is kept.
+    engine
+        .render_job(&case, "agreement_preview", confirmed, 3)
+        .await
+        .unwrap();
+    let preview_on_time = current_pdf(&app, &case, "agreement_preview").await;
+    let approved = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let approved = version(&approved);
+    let final_on_time = engine
+        .render_version(&case, "agreement", approved)
+        .await
+        .unwrap()
+        .expect("the final agreement renders")
+        .pdf;
+
+    // Days later the case has moved on, and only now does the final agreement's job run.
+    app.clock.advance(chrono::Duration::days(3));
+    let asked = app
+        .fire(
+            &case,
+            "request_termination",
+            &app.employer("E1"),
+            json!({ "termination": { "reason": "单位岗位调整" } }),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(version(&asked) > approved);
+    engine.render_job(&case, "agreement", approved, 3).await.unwrap();
+    let final_late = current_pdf(&app, &case, "agreement").await;
+    assert!(
+        final_late == final_on_time,
+        "the late final agreement differs from the on-time one"
+    );
+    let preview_late = engine
+        .render_version(&case, "agreement_preview", confirmed)
+        .await
+        .unwrap()
+        .expect("the preview renders")
+        .pdf;
+    assert!(
+        preview_late == preview_on_time,
+        "a late preview differs from the on-time one"
+    );
+    // And a render of the case now is another document (the versions differ).
+    let now = engine
+        .render_version(&case, "agreement", version(&asked))
+        .await
+        .unwrap()
+        .unwrap()
+        .pdf;
+    assert!(now != final_on_time);
 }

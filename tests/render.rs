@@ -30,6 +30,7 @@ fn doc(data: Value, preview: bool) -> AgreementDoc {
         number,
         preview,
         data,
+        evidence: None,
     }
 }
 
