@@ -18,6 +18,7 @@ on_both_backends!(
     amended_terms_give_a_new_document_and_keep_the_old,
     a_late_render_of_an_older_version_marks_nothing_and_stores_nothing,
     a_late_render_prints_the_same_bytes_as_an_on_time_one,
+    the_graduates_record_and_the_archive_recipient_print_by_name_on_their_pages,
 );
 
 async fn app(backend: Backend) -> Option<TestApp> {
@@ -495,4 +496,53 @@ async fn a_late_render_prints_the_same_bytes_as_an_on_time_one(backend: Backend)
         .unwrap()
         .pdf;
     assert!(now != final_on_time);
+}
+
+/// The fields a school expects (REFERENCE.md §2): 院系, 学历, 学制, 培养方式, 政治面貌 and
+/// 毕业时间 on page 1, coded fields by name; the archive recipient's postcode, contact and
+/// phone on page 2 — read back from the rendered preview with pdftotext.
+async fn the_graduates_record_and_the_archive_recipient_print_by_name_on_their_pages(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let record = json!({ "school": support::SCHOOL, "name": "刘洋", "major": "计算机科学与技术",
+        "college": "计算机科学与技术学院", "education_level": "11", "study_years": "2.5",
+        "training_mode": "2", "political_status": "03", "graduation_date": "2027-06-30",
+        "email": "s4@students.example.edu.cn" });
+    let r = app.put("/api/v1/students/S4", &app.admin(), &record).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let invited = app.invite("E2", "S4").await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let case = invited.id();
+    let s4 = app.student("S4");
+    let files = json!({ "terms": { "archive_unit": "黑龙江省人才服务中心", "archive_address": "哈尔滨市南岗区中山路 1 号",
+        "archive_postcode": "150001", "archive_contact": "档案室 孙老师", "archive_phone": "0451-82600000",
+        "hukou_unit": "哈尔滨市公安局南岗分局", "hukou_address": "哈尔滨市南岗区学府路 2 号" } });
+    for (step, input) in [("view", json!({})), ("accept", files), ("confirm", json!({}))] {
+        let r = app.fire(&case, step, &s4, input).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let doc = current_document(&list, "agreement_preview", 0).unwrap().clone();
+    let (status, pdf) = app.download(&doc, &app.admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (Some(one), Some(two)) = (pdf_page_text(&pdf, 1), pdf_page_text(&pdf, 2)) else {
+        return;
+    };
+    for name in [
+        "计算机科学与技术学院",
+        "硕士生毕业",
+        "2.5年",
+        "培养方式定向",
+        "共青团员",
+        "2027-06-30",
+    ] {
+        assert!(one.contains(name), "page 1 lacks {name}: {one}");
+        assert!(!two.contains(name), "{name} on page 2");
+    }
+    // Names, not codes, beside their labels.
+    for coded in ["学历11", "培养方式2", "政治面貌03"] {
+        assert!(!one.contains(coded), "page 1 prints a code: {coded}");
+    }
+    for value in ["150001", "档案室孙老师", "0451-82600000"] {
+        assert!(two.contains(value), "page 2 lacks {value}: {two}");
+    }
 }
