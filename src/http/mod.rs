@@ -80,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/documents/{id}", get(documents::get))
         .route("/verify/{number}", get(documents::verify))
+        .route(
+            "/verify",
+            post(documents::verify_document).layer(DefaultBodyLimit::max(state.max_upload_bytes)),
+        )
         .route("/emails", get(admin::emails))
         .route("/emails/{id}/resend", post(admin::resend))
         .route("/reviews/overdue", get(admin::overdue))

@@ -33,7 +33,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
+pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow, first_altered};
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
