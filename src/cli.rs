@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `worker`, `workflows
-//! check|graph|publish|activate|versions|diff`, `demo`, `dev-token`, `render` and
+//! check|graph|publish|activate|versions|diff|migrate`, `demo`, `dev-token`, `render` and
 //! `migrate-blobs`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -83,6 +83,9 @@ enum Command {
         /// The school id (school staff; optional for students).
         #[arg(long)]
         school: Option<String>,
+        /// The college (院系) of staff serving one college of the school (二级学院).
+        #[arg(long)]
+        college: Option<String>,
         /// The person acting (the platform's user id); history shows who did what.
         #[arg(long)]
         sub: Option<String>,
@@ -115,6 +118,22 @@ enum WorkflowsCommand {
     Versions { name: String },
     /// The lines changed between two stored versions of a workflow.
     Diff { name: String, a: String, b: String },
+    /// Move live cases onto a stored version (one transaction per case, recorded in each
+    /// case's history and in the audit); prints what moved and what could not.
+    Migrate {
+        name: String,
+        hash: String,
+        /// A case to move (repeat the option for more).
+        #[arg(long = "case", required = true)]
+        cases: Vec<String>,
+        /// OLD=NEW: a state the new version names differently.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// NAME=keep|recompute|cancel: what to do with a timer of the new version
+        /// (named by the transition it fires or its mail template, `#level` for an escalation).
+        #[arg(long = "timer")]
+        timers: Vec<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -146,16 +165,33 @@ pub fn main() -> ExitCode {
             command: WorkflowsCommand::Versions { name },
         } => versions(config, VersionsCommand::List(name)),
         Command::Workflows {
+            command:
+                WorkflowsCommand::Migrate {
+                    name,
+                    hash,
+                    cases,
+                    states,
+                    timers,
+                },
+        } => match migration_plan(cases, &states, &timers) {
+            Ok(plan) => versions(config, VersionsCommand::Migrate(name, hash, plan)),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Workflows {
             command: WorkflowsCommand::Diff { name, a, b },
         } => versions(config, VersionsCommand::Diff(name, a, b)),
         Command::DevToken {
             role,
             party,
             school,
+            college,
             sub,
             name,
             days,
-        } => dev_token(&config, &role, party, school, (sub, name), days),
+        } => dev_token(&config, &role, party, (school, college), (sub, name), days),
         Command::Render {
             sample,
             case,
@@ -377,6 +413,36 @@ enum VersionsCommand {
     List(String),
     Graph(String, String),
     Diff(String, String, String),
+    Migrate(String, String, crate::engine::versions::MigrationPlan),
+}
+
+/// The plan of `workflows migrate` from its options.
+fn migration_plan(
+    cases: Vec<String>,
+    states: &[String],
+    timers: &[String],
+) -> Result<crate::engine::versions::MigrationPlan, String> {
+    let pair = |text: &String, what: &str| {
+        text.split_once('=')
+            .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+            .ok_or_else(|| format!("--{what} {text}: write it as NAME=VALUE"))
+    };
+    let mut plan = crate::engine::versions::MigrationPlan {
+        cases,
+        states: Default::default(),
+        timers: Default::default(),
+    };
+    for s in states {
+        let (old, new) = pair(s, "state")?;
+        plan.states.insert(old, new);
+    }
+    for t in timers {
+        let (name, policy) = pair(t, "timer")?;
+        let policy = serde_json::from_value(serde_json::Value::String(policy.clone()))
+            .map_err(|_| format!("--timer {t}: the policy is keep, recompute or cancel, not {policy}"))?;
+        plan.timers.insert(name, policy);
+    }
+    Ok(plan)
 }
 
 /// The version commands, run against the configured database as the platform admin
@@ -390,6 +456,7 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
             role: Role::PlatformAdmin,
             party: Some("cli".into()),
             school: None,
+            college: None,
             person: None,
         };
         // A full hash, or a unique prefix of one, among the versions of `name`.
@@ -488,6 +555,35 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
                 }
                 out
             }
+            VersionsCommand::Migrate(name, hash, plan) => {
+                let hash = resolve(&engine.versions(&name).await?, &hash)?;
+                let done = engine.migrate(&actor, &name, &hash, &plan).await?;
+                let mut out = String::new();
+                for m in &done.moved {
+                    let timers: Vec<String> = m
+                        .timers
+                        .iter()
+                        .map(|t| format!("{} {} ({})", t.name, t.due.to_rfc3339(), t.policy.as_str()))
+                        .collect();
+                    out.push_str(&format!(
+                        "moved {} {}@{} -> {}@{}{}\n",
+                        m.id,
+                        m.from_state,
+                        &m.from_version[..12],
+                        m.to_state,
+                        &hash[..12],
+                        if timers.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; timers: {}", timers.join(", "))
+                        }
+                    ));
+                }
+                for u in &done.unmoved {
+                    out.push_str(&format!("not moved {}: {}\n", u.id, u.reason));
+                }
+                out
+            }
         };
         app.engine.db.close().await;
         anyhow::Ok(out)
@@ -529,7 +625,7 @@ fn dev_token(
     config: &Config,
     role: &str,
     party: Option<String>,
-    school: Option<String>,
+    (school, college): (Option<String>, Option<String>),
     (sub, name): (Option<String>, Option<String>),
     days: i64,
 ) -> ExitCode {
@@ -541,6 +637,7 @@ fn dev_token(
         role,
         party,
         school,
+        college,
         sub,
         name,
         iat: 0,

@@ -41,6 +41,6 @@ pub fn mermaid(def: &Definition) -> String {
     out
 }
 
-fn roles(by: &[super::Role]) -> String {
-    by.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" | ")
+fn roles(by: &[String]) -> String {
+    by.join(" | ")
 }

@@ -362,7 +362,7 @@ impl Engine {
                 .is_some_and(|s| s.agreement == AgreementStatus::InForce)
         };
         let name = super::party_name;
-        let employer_name = parties.employer_name(&data);
+        let employer_name = parties.employer_name(&def.destination_record.unit, &data);
         // Who, in the agreement's own terms (甲方, 乙方, 丙方), and the transition's Chinese title.
         let party_of = |actor: &str| -> (&'static str, String) {
             match actor.split([':', '@']).next().unwrap_or_default() {
@@ -505,9 +505,9 @@ impl Engine {
         tx.rollback().await?;
         // Only a reader the transition names records the download: an administrator or a
         // reviewer opening the agreement has not handed it to the student (R11).
-        let recorder = def
-            .transitions_from(&row.state)
-            .find(|t| t.download.as_deref() == Some(doc.slot.as_str()) && t.by.contains(&actor.role));
+        let recorder = def.transitions_from(&row.state).find(|t| {
+            t.download.as_deref() == Some(doc.slot.as_str()) && def.roles_of(&t.by, actor.role).next().is_some()
+        });
         if let Some(t) = recorder
             && doc.page == 0
             && doc.replaced_at.is_none()
@@ -541,21 +541,23 @@ impl Engine {
         let mut tx = self.db.read().await?;
         let (_, def) = self.readable_case(&mut tx, case_id, actor).await?;
         tx.rollback().await?;
-        let uploaders: Vec<Role> = def
+        let mut uploaders: Vec<String> = def
             .transitions
             .iter()
             .filter(|t| t.upload.is_some())
-            .flat_map(|t| t.by.iter().copied())
+            .flat_map(|t| t.by.iter().cloned())
             .collect();
+        uploaders.sort();
+        uploaders.dedup();
         // A workflow that takes no uploads says so of the slot named, once it is read.
-        if uploaders.is_empty() || uploaders.contains(&actor.role) {
+        if uploaders.is_empty() || def.roles_of(&uploaders, actor.role).next().is_some() {
             return Ok(());
         }
         Err(Refusal::WrongRole {
             transition: "upload".into(),
             title: crate::definition::Message::from_title("上传文件 / upload a file"),
             role: actor.role,
-            allowed: uploaders,
+            allowed: def.role_titles(&uploaders),
         }
         .into())
     }
@@ -745,11 +747,8 @@ impl Engine {
             number: number.into(),
             genuine: true,
             student_name: name(&parties.student),
-            employer_name: name(&parties.employer).or_else(|| {
-                data.pointer("/employer/name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }),
+            employer_name: name(&parties.employer)
+                .or_else(|| crate::definition::DestinationRecordMap::read(&def.destination_record.unit, &data)),
             issued_on: Some(day(issued_at)),
             state: Some(state.map(|s| s.title.clone()).unwrap_or(row.state.clone())),
             agreement: Some(status),

@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{name}/versions/{hash}/graph", get(workflows::graph))
         .route("/workflows/{name}/versions/{hash}/activate", post(workflows::activate))
         .route("/workflows/{name}/versions/{hash}/impact", post(workflows::impact))
+        .route("/workflows/{name}/versions/{hash}/migrate", post(workflows::migrate))
         .route("/reviews/bulk", post(reviews::bulk))
         .route("/statistics/destinations", get(statistics::destinations))
         .route("/exports/destinations.csv", get(exports::destinations_csv))

@@ -22,7 +22,7 @@ use super::{admin, cases, documents, error, exports, parties, reference, reviews
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_students, parties::list_students, parties::put_employer, parties::destination, parties::destinations,
         documents::list, documents::get, documents::upload, documents::verify, documents::verify_document, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories, workflows::list, workflows::audit, workflows::publish, workflows::versions, workflows::source,
-        workflows::graph, workflows::activate, workflows::impact, super::readyz, super::metrics,
+        workflows::graph, workflows::activate, workflows::impact, workflows::migrate, super::readyz, super::metrics,
         statistics::destinations, reviews::bulk, exports::destinations_csv, exports::destinations_xlsx,
         exports::cases_csv, exports::cases_xlsx),
     components(schemas(error::Problem)),
