@@ -187,6 +187,7 @@ impl Bench {
             role: Role::Employer,
             party: Some("E".into()),
             school: None,
+            college: None,
             person: None,
         };
         let start = Start {
@@ -301,6 +302,7 @@ impl Bench {
             role: Role::Student,
             party: Some(format!("S{i}")),
             school: Some("10212".into()),
+            college: None,
             person: None,
         };
         for step in ["view", "accept", "confirm"] {
@@ -313,6 +315,7 @@ impl Bench {
             role: Role::SchoolReviewer,
             party: None,
             school: Some("10212".into()),
+            college: None,
             person: None,
         };
         engine

@@ -20,6 +20,10 @@ pub struct Claims {
     pub party: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school: Option<String>,
+    /// For staff of one college (二级学院) of the school: the college, as the students'
+    /// records name it. They reach only that college's students' cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub college: Option<String>,
     /// The person: the platform's user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
@@ -89,6 +93,7 @@ impl Keys {
             role: actor.role,
             party: actor.party.clone(),
             school: actor.school.clone(),
+            college: actor.college.clone(),
             sub: actor.person.as_ref().map(|p| p.sub.clone()),
             name: actor.person.as_ref().and_then(|p| p.name.clone()),
             iat: now,
@@ -138,6 +143,15 @@ pub fn actor_from(claims: Claims) -> Result<Actor, AuthError> {
         }
         _ => {}
     }
+    if claims.college.is_some() && !matches!(claims.role, Role::SchoolReviewer | Role::SchoolAdmin) {
+        return Err(AuthError::Invalid(format!(
+            "role {} cannot have a college claim (only school staff serve a college)",
+            claims.role
+        )));
+    }
+    if claims.college.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(AuthError::Invalid("the token's college is empty".into()));
+    }
     if claims.sub.as_deref().is_some_and(|s| s.trim().is_empty()) {
         return Err(AuthError::Invalid("the token's sub is empty".into()));
     }
@@ -148,6 +162,7 @@ pub fn actor_from(claims: Claims) -> Result<Actor, AuthError> {
         role: claims.role,
         party: claims.party,
         school: claims.school,
+        college: claims.college,
         person: claims.sub.map(|sub| Person { sub, name: claims.name }),
     })
 }
@@ -161,6 +176,7 @@ mod tests {
             role: Role::Student,
             party: Some("S1".into()),
             school: Some("10212".into()),
+            college: None,
             person: Some(Person {
                 sub: "u1".into(),
                 name: Some("李明".into()),
@@ -233,6 +249,7 @@ mod tests {
             role: Role::Student,
             party: None,
             school: None,
+            college: None,
             sub: None,
             name: None,
             iat: 0,

@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `worker`, `workflows
-//! check|graph|publish|activate|versions|diff`, `demo`, `dev-token`, `render` and
+//! check|graph|publish|activate|versions|diff|migrate`, `demo`, `dev-token`, `render` and
 //! `migrate-blobs`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -57,6 +57,14 @@ enum Command {
         preview: bool,
         out: PathBuf,
     },
+    /// Check a PDF: whether it is a document the platform produced (its bytes are a stored
+    /// rendering of the case its evidence names) and whether that case's history was altered
+    /// since (the history chain recomputed from the database). Exits 0 when it is the
+    /// platform's and the history intact, 1 otherwise.
+    Verify {
+        /// The PDF to check (e.g. a downloaded 就业协议书).
+        file: PathBuf,
+    },
     /// Seed a demo school, students and employers, and print shell lines with a token for
     /// each person (`eval "$(gradsign demo)"`); running it again changes nothing.
     Demo,
@@ -75,6 +83,9 @@ enum Command {
         /// The school id (school staff; optional for students).
         #[arg(long)]
         school: Option<String>,
+        /// The college (院系) of staff serving one college of the school (二级学院).
+        #[arg(long)]
+        college: Option<String>,
         /// The person acting (the platform's user id); history shows who did what.
         #[arg(long)]
         sub: Option<String>,
@@ -107,6 +118,22 @@ enum WorkflowsCommand {
     Versions { name: String },
     /// The lines changed between two stored versions of a workflow.
     Diff { name: String, a: String, b: String },
+    /// Move live cases onto a stored version (one transaction per case, recorded in each
+    /// case's history and in the audit); prints what moved and what could not.
+    Migrate {
+        name: String,
+        hash: String,
+        /// A case to move (repeat the option for more).
+        #[arg(long = "case", required = true)]
+        cases: Vec<String>,
+        /// OLD=NEW: a state the new version names differently.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// NAME=keep|recompute|cancel: what to do with a timer of the new version
+        /// (named by the transition it fires or its mail template, `#level` for an escalation).
+        #[arg(long = "timer")]
+        timers: Vec<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -138,22 +165,40 @@ pub fn main() -> ExitCode {
             command: WorkflowsCommand::Versions { name },
         } => versions(config, VersionsCommand::List(name)),
         Command::Workflows {
+            command:
+                WorkflowsCommand::Migrate {
+                    name,
+                    hash,
+                    cases,
+                    states,
+                    timers,
+                },
+        } => match migration_plan(cases, &states, &timers) {
+            Ok(plan) => versions(config, VersionsCommand::Migrate(name, hash, plan)),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Workflows {
             command: WorkflowsCommand::Diff { name, a, b },
         } => versions(config, VersionsCommand::Diff(name, a, b)),
         Command::DevToken {
             role,
             party,
             school,
+            college,
             sub,
             name,
             days,
-        } => dev_token(&config, &role, party, school, (sub, name), days),
+        } => dev_token(&config, &role, party, (school, college), (sub, name), days),
         Command::Render {
             sample,
             case,
             preview,
             out,
         } => render(config, sample, case, preview, &out),
+        Command::Verify { file } => verify(config, &file),
         Command::Demo => demo(config),
         Command::MigrateBlobs => migrate_blobs(config),
         Command::Serve { no_workers } => run(config, true, !no_workers),
@@ -232,6 +277,52 @@ fn demo(config: Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("gradsign demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(config: Config, file: &std::path::Path) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let checked = app.engine.verify_document(&bytes).await;
+        app.engine.db.close().await;
+        anyhow::Ok(checked)
+    });
+    match result {
+        Ok(Ok(check)) => {
+            println!("{} / {}", check.number, check.slot);
+            println!("{}", check.message.zh);
+            println!("{}", check.message.en);
+            println!("{}", check.agreement.message.zh);
+            println!("{}", check.agreement.message.en);
+            if check.history_intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(Err(crate::engine::service::EngineError::Refused(crate::engine::Refusal::Invalid(errors)))) => {
+            for e in errors {
+                println!("{}", e.zh);
+                println!("{}", e.en);
+            }
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
             ExitCode::FAILURE
         }
     }
@@ -322,6 +413,36 @@ enum VersionsCommand {
     List(String),
     Graph(String, String),
     Diff(String, String, String),
+    Migrate(String, String, crate::engine::versions::MigrationPlan),
+}
+
+/// The plan of `workflows migrate` from its options.
+fn migration_plan(
+    cases: Vec<String>,
+    states: &[String],
+    timers: &[String],
+) -> Result<crate::engine::versions::MigrationPlan, String> {
+    let pair = |text: &String, what: &str| {
+        text.split_once('=')
+            .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+            .ok_or_else(|| format!("--{what} {text}: write it as NAME=VALUE"))
+    };
+    let mut plan = crate::engine::versions::MigrationPlan {
+        cases,
+        states: Default::default(),
+        timers: Default::default(),
+    };
+    for s in states {
+        let (old, new) = pair(s, "state")?;
+        plan.states.insert(old, new);
+    }
+    for t in timers {
+        let (name, policy) = pair(t, "timer")?;
+        let policy = serde_json::from_value(serde_json::Value::String(policy.clone()))
+            .map_err(|_| format!("--timer {t}: the policy is keep, recompute or cancel, not {policy}"))?;
+        plan.timers.insert(name, policy);
+    }
+    Ok(plan)
 }
 
 /// The version commands, run against the configured database as the platform admin
@@ -335,6 +456,7 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
             role: Role::PlatformAdmin,
             party: Some("cli".into()),
             school: None,
+            college: None,
             person: None,
         };
         // A full hash, or a unique prefix of one, among the versions of `name`.
@@ -433,6 +555,35 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
                 }
                 out
             }
+            VersionsCommand::Migrate(name, hash, plan) => {
+                let hash = resolve(&engine.versions(&name).await?, &hash)?;
+                let done = engine.migrate(&actor, &name, &hash, &plan).await?;
+                let mut out = String::new();
+                for m in &done.moved {
+                    let timers: Vec<String> = m
+                        .timers
+                        .iter()
+                        .map(|t| format!("{} {} ({})", t.name, t.due.to_rfc3339(), t.policy.as_str()))
+                        .collect();
+                    out.push_str(&format!(
+                        "moved {} {}@{} -> {}@{}{}\n",
+                        m.id,
+                        m.from_state,
+                        &m.from_version[..12],
+                        m.to_state,
+                        &hash[..12],
+                        if timers.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; timers: {}", timers.join(", "))
+                        }
+                    ));
+                }
+                for u in &done.unmoved {
+                    out.push_str(&format!("not moved {}: {}\n", u.id, u.reason));
+                }
+                out
+            }
         };
         app.engine.db.close().await;
         anyhow::Ok(out)
@@ -474,7 +625,7 @@ fn dev_token(
     config: &Config,
     role: &str,
     party: Option<String>,
-    school: Option<String>,
+    (school, college): (Option<String>, Option<String>),
     (sub, name): (Option<String>, Option<String>),
     days: i64,
 ) -> ExitCode {
@@ -486,6 +637,7 @@ fn dev_token(
         role,
         party,
         school,
+        college,
         sub,
         name,
         iat: 0,
@@ -525,6 +677,7 @@ fn render(config: Config, sample: bool, case: Option<String>, preview: bool, out
                     verify_url: format!("{}/api/v1/verify/sample", config.base_url()),
                     preview,
                     data: crate::render::sample_data(),
+                    evidence: None,
                 };
                 r.render(&doc, true).map_err(|e| format!("{e}\n{}", e.message_zh()))
             })

@@ -125,6 +125,7 @@ fn script(app: &App, written: &[&str]) -> String {
             role,
             party: party.map(str::to_string),
             school: school.map(str::to_string),
+            college: None,
             person: Some(Person {
                 sub: sub.to_string(),
                 name: (!name.is_empty()).then(|| name.to_string()),

@@ -214,6 +214,7 @@ fn admin_token(dir: &Path) -> String {
         role: gradsign::definition::Role::PlatformAdmin,
         party: None,
         school: None,
+        college: None,
         person: None,
     };
     keys.mint(&actor, chrono::Duration::hours(1))

@@ -93,6 +93,7 @@ fn token(secret: &str, role: Role, party: Option<&str>, school: Option<&str>) ->
         role,
         party: party.map(str::to_string),
         school: school.map(str::to_string),
+        college: None,
         person: None,
     };
     Keys::new(secret).mint(&actor, chrono::Duration::hours(1))

@@ -250,6 +250,7 @@ async fn an_activation_through_one_server_reaches_another_at_once() {
                 role,
                 party: party.map(str::to_string),
                 school: None,
+                college: None,
                 person: None,
             },
             chrono::Duration::hours(1),
@@ -458,3 +459,535 @@ async fn the_impact_of_a_renamed_state_lists_the_live_cases(backend: Backend) {
 }
 
 on_both_backends!(the_impact_of_a_renamed_state_lists_the_live_cases);
+
+/// The online definition with a college-level review (二级学院审核) before the school's:
+/// a declared role scoped to the student's college, a state and two transitions.
+fn with_college_review() -> String {
+    online()
+        .replace(
+            "[params]",
+            "college_reviewer = { title = \"二级学院审核员 / college reviewer\", identity = \"school_reviewer\", scope = \"college\" }\n\n[params]",
+        )
+        .replace(
+            "from = [\"confirming\"]\nto = \"submitted\"",
+            "from = [\"confirming\"]\nto = \"college_review\"",
+        )
+        .replace(
+            "[states.submitted]",
+            "[states.college_review]\ntitle = \"待二级学院审核 / awaiting the college's review\"\nreview = true\nclaims = [\"destination\"]\n\n[states.submitted]",
+        )
+        + "
+[[transitions]]
+name = \"college_approve\"
+title = \"学院审核通过 / approve for the college\"
+from = [\"college_review\"]
+to = \"submitted\"
+by = \"college_reviewer\"
+
+[[transitions]]
+name = \"college_return\"
+title = \"学院审核退回 / return for the college\"
+from = [\"college_review\"]
+to = \"rejected\"
+by = \"college_reviewer\"
+input = [{ form = \"review_reason\" }]
+"
+}
+
+/// Item 2 of the issue, roles as data: a copy of the online definition with a college
+/// reviewer (a declared role scoped to the student's college) reviewing before the school,
+/// end to end through HTTP; a reviewer of another college is refused the case as another
+/// school's reviewer is, and neither level acts in the other's place. A transition naming
+/// an undeclared role is refused.
+async fn a_college_level_review_declared_in_the_definition_works_end_to_end(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    for (id, name, college) in [("S1", "李明", "计算机学院"), ("S2", "王芳", "机械学院")] {
+        let r = app
+            .put(
+                &format!("/api/v1/students/{id}"),
+                &admin,
+                &json!({ "school": support::SCHOOL, "name": name, "college": college, "email": format!("{id}@example.edu.cn") }),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+    let college_reviewer = |college: &str| {
+        app.app.keys.mint(
+            &Actor {
+                role: Role::SchoolReviewer,
+                party: None,
+                school: Some(support::SCHOOL.into()),
+                college: Some(college.into()),
+                person: Some(gradsign::engine::Person {
+                    sub: format!("cr-{college}"),
+                    name: Some("学院老师".into()),
+                }),
+            },
+            chrono::Duration::hours(1),
+        )
+    };
+    let (computing, mechanical) = (college_reviewer("计算机学院"), college_reviewer("机械学院"));
+
+    // Undeclared, the role is refused at its line.
+    let undeclared = with_college_review().replace("college_reviewer = { title", "college_staff = { title");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &undeclared).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let line = undeclared[..undeclared.find("by = \"college_reviewer\"").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    let problem = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["line"] == line)
+        .unwrap_or_else(|| panic!("nothing at line {line}: {body}"));
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("names undeclared role `college_reviewer`"),
+        "{problem}"
+    );
+
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &with_college_review()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let activated = app
+        .post(
+            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+
+    let case = app.invite("E1", "S1").await.id();
+    let s1 = app.student("S1");
+    for step in ["view", "accept", "confirm"] {
+        let r = app.fire(&case, step, &s1, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    assert_eq!(app.case(&case, &admin).await.body["state"], "college_review");
+
+    // Another college's reviewer is answered as another school's reviewer is: not theirs.
+    let other_school = app.token(Role::SchoolReviewer, None, Some("10001"));
+    for token in [&mechanical, &other_school] {
+        let seen = app.case(&case, token).await;
+        assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+        assert_eq!(seen.body["detail"], "this case is not yours");
+        let r = app.fire(&case, "college_approve", token, json!({})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert_eq!(r.body["detail"], "this case is not yours");
+    }
+    let listed = app.get("/api/v1/cases", &mechanical).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert!(!listed.body.to_string().contains(&case), "{}", listed.body);
+    // The school's reviewer does not review in the college's place.
+    let r = app.fire(&case, "college_approve", &app.reviewer(), json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.problem(), "wrong-role");
+    assert!(r.body["detail"].to_string().contains("college reviewer"), "{}", r.body);
+
+    // The student's college's reviewer sees the step and takes it.
+    let seen = app.case(&case, &computing).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let names: Vec<&str> = seen.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["college_approve", "college_return"], "{}", seen.body);
+    let listed = app.get("/api/v1/cases", &computing).await;
+    assert!(listed.body.to_string().contains(&case), "{}", listed.body);
+    let r = app.fire(&case, "college_approve", &computing, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "submitted");
+
+    // The school's level is the school's: the college reviewer cannot approve there.
+    let r = app.fire(&case, "approve", &computing, json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    let record = app.get("/api/v1/students/S1/destination", &admin).await;
+    assert_eq!(record.body["unit_name"], "龙江软件有限公司", "{}", record.body);
+    let history = app.case(&case, &admin).await.body["history"].to_string();
+    assert!(history.contains("college_approve"), "{history}");
+}
+
+on_both_backends!(a_college_level_review_declared_in_the_definition_works_end_to_end);
+
+/// The pending timers of a case: (name, due at in ms), where the name is the transition
+/// it fires or its mail template.
+async fn pending_timers(app: &support::TestApp, case: &str) -> Vec<(String, i64)> {
+    let mut tx = app.app.engine.db.read().await.unwrap();
+    let timers = tx.timers_of(case).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut out: Vec<(String, i64)> = timers
+        .into_iter()
+        .filter(|t| t.status == "pending")
+        .map(|t| {
+            let name = if t.fire.is_empty() {
+                serde_json::from_str::<Value>(t.spec.as_deref().unwrap()).unwrap()["template"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            } else {
+                t.fire.clone()
+            };
+            (name, t.due_at)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Item 4 of the issue, the migration half: ten live cases on version 1, a version 2 that
+/// renames `invited` to `sent` and reminds two days ahead instead of one. Moved with the
+/// mapping, each case is on version 2 in `sent`, its timers as the policies say (the
+/// expiry kept, the reminder recomputed for half of them and cancelled for the others),
+/// its history records the move and who made it, and the audit lists it; a moved case
+/// still expires on time on its new version.
+async fn live_cases_migrate_onto_a_version_that_renames_their_state(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let mut cases = Vec::new();
+    for employer in ["E1", "E2", "E3"] {
+        for student in ["S1", "S2", "S3", "S4"] {
+            if cases.len() < 10 {
+                let r = app.invite(employer, student).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+                cases.push(r.id());
+            }
+        }
+    }
+    let v1 = app.case(&cases[0], &admin).await.body["workflow_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before: Vec<Vec<(String, i64)>> = {
+        let mut all = Vec::new();
+        for c in &cases {
+            all.push(pending_timers(&app, c).await);
+        }
+        all
+    };
+    assert_eq!(before[0].len(), 2, "{:?}", before[0]);
+    let renamed = online()
+        .replace("[states.invited]", "[states.sent]")
+        .replace("\"invited\"", "\"sent\"")
+        .replace("invitation_remind_before = \"1d\"", "invitation_remind_before = \"2d\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let v2 = body["hash"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/workflows/online_signing/versions/{v2}");
+
+    let impact = app
+        .post(
+            &format!("{base}/impact"),
+            &admin,
+            &json!({ "states": { "invited": "sent" } }),
+        )
+        .await;
+    assert_eq!(impact.body["movable"], 10, "{}", impact.body);
+
+    // A bad plan is refused whole, and nothing moves.
+    let bad = app
+        .post(
+            &format!("{base}/migrate"),
+            &admin,
+            &json!({ "cases": cases, "states": { "invited": "sent" }, "timers": { "expiry": "keep" } }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.body.to_string().contains("timers.expiry"), "{}", bad.body);
+    let bad = app
+        .post(
+            &format!("{base}/migrate"),
+            &admin,
+            &json!({ "cases": cases, "timers": { "expire": "later" } }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let r = app
+        .post(
+            &format!("{base}/migrate"),
+            &app.employer("E1"),
+            &json!({ "cases": cases }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.case(&cases[0], &admin).await.body["workflow_version"], v1.as_str());
+
+    // Without the mapping the state is missing: every case stays, with the reason.
+    let unmapped = app
+        .post(&format!("{base}/migrate"), &admin, &json!({ "cases": cases[..2] }))
+        .await;
+    assert_eq!(unmapped.status, StatusCode::OK, "{}", unmapped.body);
+    assert_eq!(unmapped.body["moved"], json!([]));
+    assert!(
+        unmapped.body["unmoved"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("map `invited`"),
+        "{}",
+        unmapped.body
+    );
+
+    let (first, second) = cases.split_at(5);
+    let moved = app
+        .post(
+            &format!("{base}/migrate"),
+            &admin,
+            &json!({ "cases": first, "states": { "invited": "sent" },
+                "timers": { "expire": "keep", "invitation_expiring": "recompute" } }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(moved.body["moved"].as_array().unwrap().len(), 5, "{}", moved.body);
+    let moved = app
+        .post(
+            &format!("{base}/migrate"),
+            &admin,
+            &json!({ "cases": second, "states": { "invited": "sent" },
+                "timers": { "invitation_expiring": "cancel" } }),
+        )
+        .await;
+    assert_eq!(moved.body["moved"].as_array().unwrap().len(), 5, "{}", moved.body);
+    assert_eq!(moved.body["unmoved"], json!([]));
+
+    let day = 86_400_000;
+    for (i, case) in cases.iter().enumerate() {
+        let view = app.case(case, &admin).await.body;
+        assert_eq!(view["state"], "sent", "{view}");
+        assert_eq!(view["workflow_version"], v2.as_str());
+        let old = &before[i];
+        let expire = old.iter().find(|(n, _)| n == "expire").unwrap().1;
+        let reminder = old.iter().find(|(n, _)| n == "invitation_expiring").unwrap().1;
+        assert_eq!(reminder, expire - day);
+        let expected = if i < 5 {
+            // Kept expiry; the reminder recomputed two days ahead of the deadline.
+            vec![
+                ("expire".to_string(), expire),
+                ("invitation_expiring".to_string(), expire - 2 * day),
+            ]
+        } else {
+            // Kept (the default) expiry; the reminder cancelled.
+            vec![("expire".to_string(), expire)]
+        };
+        assert_eq!(pending_timers(&app, case).await, expected, "case {i}");
+        let last = view["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["transition"], "migrate", "{last}");
+        assert_eq!(last["from"], "invited");
+        assert_eq!(last["to"], "sent");
+        assert_eq!(last["input"]["from_version"], v1.as_str());
+        assert_eq!(last["input"]["to_version"], v2.as_str());
+        assert!(last["actor"].as_str().unwrap().starts_with("platform_admin"), "{last}");
+        assert!(last["by"].as_str().unwrap().contains("平台管理员"), "{last}");
+    }
+    // The claims stay with their cases (R5: one invitation per employer and student).
+    assert_eq!(app.count("claims WHERE key LIKE 'invitation:%'").await, 10);
+
+    // Moved once only.
+    let again = app
+        .post(
+            &format!("{base}/migrate"),
+            &admin,
+            &json!({ "cases": [cases[0]], "states": { "invited": "sent" } }),
+        )
+        .await;
+    assert_eq!(
+        again.body["unmoved"][0]["reason"],
+        "the case already runs on this version"
+    );
+
+    let audit = app.get("/api/v1/workflows/audit", &admin).await;
+    let migrations: Vec<&Value> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "migrate")
+        .collect();
+    assert_eq!(migrations.len(), 10, "{}", audit.body);
+    assert!(
+        migrations
+            .iter()
+            .all(|a| a["hash"] == v2.as_str() && a["detail"]["to_state"] == "sent")
+    );
+
+    // On its new version the case still expires when its deadline passes.
+    let student = app.case(&cases[0], &admin).await.body["parties"]["student"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.clock.advance(chrono::Duration::days(8));
+    app.sweep_through_worker().await;
+    let expired = app
+        .wait_for_case(&cases[0], &app.student(&student), "the expiry", |c| {
+            c["state"] == "expired"
+        })
+        .await;
+    assert_eq!(expired["workflow_version"], v2.as_str());
+}
+
+on_both_backends!(live_cases_migrate_onto_a_version_that_renames_their_state);
+
+/// The context of the mail of `template` queued for `case`.
+async fn mail_context(app: &support::TestApp, case: &str, template: &str) -> Value {
+    let mut tx = app.app.engine.db.read().await.unwrap();
+    let mails = tx.emails(None, Some(case), 100).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mail = mails
+        .into_iter()
+        .find(|m| m.template == template)
+        .unwrap_or_else(|| panic!("no {template} mail for {case}"));
+    serde_json::from_str(&mail.context).unwrap()
+}
+
+/// Item 2 of the issue, for mail: what the templates receive from the case data is mapped
+/// in `[mail_context]`. A renamed position field is refused while the mapping names the old
+/// path, and followed into the invitation mail once it names the new one.
+async fn a_renamed_field_is_followed_into_the_mail_or_refused(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let half = online()
+        .replace(
+            "{ name = \"terms.position\", kind = \"text\"",
+            "{ name = \"terms.job_title\", kind = \"text\"",
+        )
+        .replace("position = \"terms.position\"", "position = \"terms.job_title\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &half).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let line = half[..half.find("position = { from = \"terms.position\"").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    assert_eq!(body["problems"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["problems"][0]["line"], line, "{body}");
+    assert!(
+        body["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mail_context.position reads `terms.position`, which no form declares"),
+        "{body}"
+    );
+
+    let renamed = online().replace("terms.position", "terms.job_title");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = json!({ "workflow": "online_signing", "student": "S1",
+        "input": { "terms": { "job_title": "嵌入式工程师", "work_place": "哈尔滨市香坊区" } } });
+    let invited = app.post("/api/v1/cases", &app.employer("E1"), &body).await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let case = invited.id();
+    assert_eq!(
+        mail_context(&app, &case, "invitation_received").await["position"],
+        "嵌入式工程师"
+    );
+    // Not given, the position reads as the mapping's default.
+    let body = json!({ "workflow": "online_signing", "student": "S2", "input": {} });
+    let bare = app.post("/api/v1/cases", &app.employer("E1"), &body).await.id();
+    assert_eq!(
+        mail_context(&app, &bare, "invitation_received").await["position"],
+        "未注明 / not specified"
+    );
+    // A rejection's reason comes from the second path the mapping names.
+    let s2 = app.student("S2");
+    let r = app
+        .fire(&bare, "reject", &s2, json!({ "decline_reason": "已有其他打算" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        mail_context(&app, &bare, "invitation_rejected").await["reason"],
+        "已有其他打算"
+    );
+}
+
+on_both_backends!(a_renamed_field_is_followed_into_the_mail_or_refused);
+
+/// Item 1 of the issue, what type checking leaves for run time: a condition reading a value
+/// a case does not have (an optional field left empty, an attribute a party record lacks)
+/// does not hold. It disables the action with the guard's message, refuses it with a 409
+/// and leaves the case as it was — never a 500.
+async fn a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let guarded = online()
+        .replacen(
+            "to = \"viewed\"\nby = \"student\"\n",
+            "to = \"viewed\"\nby = \"student\"\nguards = [{ when = \"data.terms.salary != ''\", message = { zh = \"请用人单位先填写薪酬\", en = \"the employer has not stated the pay\" } }]\n",
+            1,
+        )
+        .replacen(
+            "{ form = \"archive\", when = \"!employer.receives_archive\" }",
+            "{ form = \"archive\", when = \"student.college == '计算机学院'\" }",
+            1,
+        );
+    assert_ne!(guarded, online());
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &guarded).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // No pay given: `data.terms.salary` is absent.
+    let case = app.invite("E1", "S1").await.id();
+    let s1 = app.student("S1");
+    let seen = app.case(&case, &s1).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let view = support::action(&seen.body, "view");
+    assert_eq!(view["enabled"], false, "{view}");
+    assert_eq!(view["reason"]["en"], "the employer has not stated the pay");
+    let r = app.fire(&case, "view", &s1, json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.problem(), "condition-not-met");
+    assert_eq!(r.body["detail_zh"], "请用人单位先填写薪酬");
+    let after = app.case(&case, &s1).await.body;
+    assert_eq!(
+        (after["state"].clone(), after["version"].clone()),
+        (json!("invited"), seen.body["version"].clone())
+    );
+
+    // With the pay, the guard holds; the student's record has no college, so the archive
+    // form (asked for one college's students) is not asked for.
+    let body = json!({ "workflow": "online_signing", "student": "S2",
+        "input": { "terms": { "position": "测试工程师", "salary": "8000 元/月" } } });
+    let paid = app.post("/api/v1/cases", &app.employer("E2"), &body).await.id();
+    let s2 = app.student("S2");
+    let r = app.fire(&paid, "view", &s2, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // E2 takes neither: the hukou form is asked for, the archive form (by college) is not.
+    let hukou =
+        json!({ "terms": { "hukou_unit": "哈尔滨市公安局南岗分局", "hukou_address": "哈尔滨市南岗区学府路 2 号" } });
+    let r = app.fire(&paid, "accept", &s2, hukou).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "confirming");
+}
+
+on_both_backends!(a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500);

@@ -174,6 +174,7 @@ fn token(role: Role, party: Option<&str>, school: Option<&str>) -> String {
         role,
         party: party.map(str::to_string),
         school: school.map(str::to_string),
+        college: None,
         person: None,
     };
     Keys::new(TEST_SECRET).mint(&actor, chrono::Duration::hours(1))

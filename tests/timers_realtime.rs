@@ -45,6 +45,7 @@ async fn two_hundred_timers_fire_on_time(backend: Backend) {
         role: Role::Employer,
         party: Some("E".into()),
         school: None,
+        college: None,
         person: None,
     };
     // Due from 8 s on, 20 ms apart: created well before they are due on any machine.

@@ -96,7 +96,7 @@ fn a_bad_duration_is_named_with_its_line() {
 }
 
 #[test]
-fn an_unknown_role_is_named_with_its_line() {
+fn an_undeclared_role_is_named_with_its_line() {
     let broken = original().replace(
         "by = [\"school_reviewer\", \"school_admin\"]",
         "by = [\"school_reviewer\", \"dean\"]",
@@ -106,8 +106,35 @@ fn an_unknown_role_is_named_with_its_line() {
     let line = line_of(&broken, "\"dean\"");
     assert!(
         err.contains(&format!(
-            "{file}:{line}: transition `approve` names unknown role `dean`"
+            "{file}:{line}: transition `approve` names undeclared role `dean`; declared roles: employer, platform_admin, school_admin, school_reviewer, student (and `system`)"
         )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_role_is_declared_with_an_identity_and_a_scope_it_can_reach() {
+    let broken = original().replace(
+        "student = { title = \"学生 / student\", identity = \"student\", scope = \"student\" }",
+        "student = { title = \"学生 / student\", identity = \"student\", scope = \"college\" }\n\
+         dean = { title = \"院长 / dean\", identity = \"dean\", scope = \"college\" }\n\
+         system = { title = \"系统 / system\", identity = \"platform_admin\", scope = \"platform\" }",
+    );
+    let (ok, err, file) = check(&broken);
+    assert!(!ok);
+    let line = line_of(&broken, "scope = \"college\" }");
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}: role `student`: a `student` token cannot reach scope `college`; it reaches: student"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:{}: role `dean` has unknown identity `dean`", line + 1)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:{}: role `system` is the engine's own", line + 2)),
         "{err}"
     );
 }

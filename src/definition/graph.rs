@@ -42,8 +42,8 @@ pub fn mermaid(def: &Definition) -> String {
     out
 }
 
-fn roles(by: &[super::Role]) -> String {
-    by.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" | ")
+fn roles(by: &[String]) -> String {
+    by.join(" | ")
 }
 
 /// Draws a definition as SVG: a small layered layout (states in columns by their distance

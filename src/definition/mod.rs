@@ -57,7 +57,10 @@ pub struct DefinitionError {
     pub problems: Vec<Problem>,
 }
 
-/// Who fires a transition. `System` is the engine itself, on a timer.
+/// The identity a platform token carries (R19: the platform does identity), and the
+/// engine's own `system`. This is all Rust knows of who acts; the roles a workflow names
+/// in `by` and mail `to` are declared in its definition ([`RoleDef`]), each saying which
+/// identity may act as it and over which cases ([`RoleScope`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -117,6 +120,79 @@ impl fmt::Display for Role {
     }
 }
 
+/// The built-in role of the engine itself (timers fire its transitions); never declared.
+pub const SYSTEM_ROLE: &str = "system";
+
+/// A role a definition declares (`[roles.NAME]`): its title, the token identity that may
+/// act as it, and its scope — which cases a holder of that identity acts on in this role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleDef {
+    pub name: String,
+    pub title: Message,
+    pub identity: Role,
+    pub scope: RoleScope,
+}
+
+/// Over which cases a declared role acts, judged from the token and the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleScope {
+    /// The case's student is the token's party.
+    Student,
+    /// The case's employer is the token's party.
+    Employer,
+    /// Staff of the student's school serving the whole school (a token without a college).
+    School,
+    /// Staff of the student's school and college (二级学院): the token's `college` is the
+    /// student's college.
+    College,
+    /// Every case (the platform's administrators).
+    Platform,
+}
+
+impl RoleScope {
+    pub const ALL: [RoleScope; 5] = [
+        RoleScope::Student,
+        RoleScope::Employer,
+        RoleScope::School,
+        RoleScope::College,
+        RoleScope::Platform,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleScope::Student => "student",
+            RoleScope::Employer => "employer",
+            RoleScope::School => "school",
+            RoleScope::College => "college",
+            RoleScope::Platform => "platform",
+        }
+    }
+
+    /// The scopes an identity's token can reach: a party's own cases for students and
+    /// employers, the school (or one college of it) for school staff, all for the platform.
+    pub fn fits(self, identity: Role) -> bool {
+        match identity {
+            Role::Student => self == RoleScope::Student,
+            Role::Employer => self == RoleScope::Employer,
+            Role::SchoolReviewer | Role::SchoolAdmin => matches!(self, RoleScope::School | RoleScope::College),
+            Role::PlatformAdmin | Role::System => self == RoleScope::Platform,
+        }
+    }
+}
+
+impl RoleDef {
+    /// The engine's own role.
+    pub fn system() -> RoleDef {
+        RoleDef {
+            name: SYSTEM_ROLE.into(),
+            title: Role::System.title(),
+            identity: Role::System,
+            scope: RoleScope::Platform,
+        }
+    }
+}
+
 /// A message shown to people, in both languages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
@@ -166,6 +242,10 @@ pub struct Definition {
     pub destination: Option<String>,
     /// Where the destination record's unit and location come from in the case data.
     pub destination_record: DestinationRecordMap,
+    /// What mail templates receive from the case data (`[mail_context]`), in name order.
+    pub mail_context: Vec<ContextEntry>,
+    /// The roles its transitions and mail name (`system` is built in, not declared).
+    pub roles: BTreeMap<String, RoleDef>,
     pub params: BTreeMap<String, toml::Value>,
     pub forms: BTreeMap<String, Form>,
     pub claims: BTreeMap<String, Claim>,
@@ -195,6 +275,53 @@ impl DestinationRecordMap {
         data.pointer(&pointer)
             .and_then(serde_json::Value::as_str)
             .map(str::to_string)
+    }
+}
+
+/// The names the engine itself gives every mail's context; `[mail_context]` cannot reuse them.
+pub const MAIL_CONTEXT_BUILT_IN: &[&str] = &[
+    "case_id",
+    "case_url",
+    "workflow_title",
+    "student_name",
+    "employer_name",
+    "school_name",
+    "deadline",
+    "hours_left",
+    "agreement_number",
+    "data",
+    "submitted_at",
+    "waited_hours",
+    "recipient_name",
+    "recipient_role",
+    "platform_name",
+    "level",
+    "transition_title",
+    "transition_title_en",
+    "changes",
+];
+
+/// A value mail templates receive, read from the case data (`[mail_context]`), so no Rust
+/// names a data path of a workflow: a renamed field is followed here or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextEntry {
+    /// The name templates print (`position`).
+    pub name: String,
+    /// Data paths, dotted; the first that holds a value gives it.
+    pub paths: Vec<String>,
+    /// Given when none does (absent: the empty text).
+    pub default: Option<String>,
+}
+
+impl ContextEntry {
+    /// The value for a case's data.
+    pub fn value(&self, data: &serde_json::Value) -> serde_json::Value {
+        self.paths
+            .iter()
+            .filter_map(|path| data.pointer(&format!("/{}", path.replace('.', "/"))))
+            .find(|v| !v.is_null())
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::String(self.default.clone().unwrap_or_default()))
     }
 }
 
@@ -352,7 +479,8 @@ pub enum TimerAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Mail {
     pub template: String,
-    pub to: Vec<Role>,
+    /// Declared role names.
+    pub to: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate: Option<u8>,
 }
@@ -421,7 +549,8 @@ pub struct Transition {
     pub from: Vec<String>,
     /// `None`: the case stays in its state (an amendment, say).
     pub to: Option<String>,
-    pub by: Vec<Role>,
+    /// Declared role names (or `system`).
+    pub by: Vec<String>,
     pub input: Vec<InputRef>,
     pub guards: Vec<Guard>,
     /// Mail sent when it fires.
@@ -504,6 +633,38 @@ impl Definition {
             }),
             (None, builtin) => builtin,
         }
+    }
+
+    /// A declared role, or the built-in `system`.
+    pub fn role(&self, name: &str) -> Option<RoleDef> {
+        if name == SYSTEM_ROLE {
+            return Some(RoleDef::system());
+        }
+        self.roles.get(name).cloned()
+    }
+
+    /// The declared roles among `by` whose identity is `identity`.
+    pub fn roles_of<'a>(&'a self, by: &'a [String], identity: Role) -> impl Iterator<Item = RoleDef> + 'a {
+        by.iter()
+            .filter_map(|name| self.role(name))
+            .filter(move |r| r.identity == identity)
+    }
+
+    /// The titles of the roles named, for messages.
+    pub fn role_titles(&self, by: &[String]) -> Vec<Message> {
+        by.iter()
+            .map(|name| {
+                self.role(name).map(|r| r.title).unwrap_or_else(|| Message {
+                    zh: name.clone(),
+                    en: name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a transition is fired only by the engine, on a timer.
+    pub fn by_system(t: &Transition) -> bool {
+        t.by.len() == 1 && t.by[0] == SYSTEM_ROLE
     }
 
     /// A field of any form, by name.

@@ -15,6 +15,9 @@ pub struct RawDefinition {
     pub title_en: Option<String>,
     /// Destination category code written by `record_destination`.
     pub destination: Option<Spanned<String>>,
+    /// The roles its transitions and mail name: who may act as each, over which cases.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Spanned<RawRole>>,
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
@@ -30,11 +33,25 @@ pub struct RawDefinition {
     /// Where the destination record `record_destination` writes takes its unit and
     /// location from (data paths), when no registration names them.
     pub destination_record: Option<Spanned<RawDestinationRecord>>,
+    /// What mail templates receive from the case data: a name and the data path (or
+    /// paths, the first present) it is read from.
+    #[serde(default)]
+    pub mail_context: BTreeMap<String, Spanned<RawContextEntry>>,
     pub start: Spanned<RawTransition>,
     #[serde(default)]
     pub states: BTreeMap<String, Spanned<RawState>>,
     #[serde(default)]
     pub transitions: Vec<Spanned<RawTransition>>,
+}
+
+/// `[roles.college_reviewer]`: `title = "二级学院审核员 / college reviewer"`,
+/// `identity = "school_reviewer"` (the token role that may act as it), `scope = "college"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub title: String,
+    pub identity: Spanned<String>,
+    pub scope: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +113,23 @@ pub struct RawDestinationRecord {
     pub location: Option<Spanned<String>>,
     /// The data path of the position (岗位), for case lists.
     pub position: Option<Spanned<String>>,
+}
+
+/// `position = "terms.position"`, `reason = ["review.reason", "decline_reason"]`, or
+/// `position = { from = "terms.position", default = "未注明 / not specified" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawContextEntry {
+    Paths(OneOrMany),
+    Full(RawContextFull),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContextFull {
+    pub from: OneOrMany,
+    /// The text given when no path holds a value.
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,7 @@ impl Scope {
                 ("params", def.params_json()),
                 (
                     "actor",
-                    json!({ "role": actor.role.as_str(), "party": actor.party, "school": actor.school }),
+                    json!({ "role": actor.role.as_str(), "party": actor.party, "school": actor.school, "college": actor.college }),
                 ),
                 ("state", json!(case.map(|c| c.state.as_str()).unwrap_or(""))),
                 (
@@ -35,7 +35,12 @@ impl Scope {
         }
     }
 
-    /// True or false; anything else (an error, a non-boolean) is reported with the source.
+    /// Whether the condition holds. The checker typed it against what the definition
+    /// declares, so what is left for run time is a case without a value the condition
+    /// reads — an optional field left empty, a party record without the attribute, a
+    /// null: such a condition does not hold (CEL's `has(…)` asks whether a value is
+    /// there). It is logged, and it never fails a request. `Err` only when the scope
+    /// itself cannot be given to CEL.
     pub fn holds(&self, expr: &Expr) -> Result<bool, String> {
         let mut ctx = cel::Context::default();
         for (name, value) in &self.vars {
@@ -44,8 +49,14 @@ impl Scope {
         }
         match expr.program.execute(&ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("condition `{}` gave {other:?}, not true or false", expr.source)),
-            Err(e) => Err(format!("condition `{}` failed: {e}", expr.source)),
+            Ok(other) => {
+                tracing::warn!(condition = %expr.source, value = ?other, "a condition gave no true or false: it does not hold");
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::debug!(condition = %expr.source, error = %e, "a condition read a value the case does not have: it does not hold");
+                Ok(false)
+            }
         }
     }
 }

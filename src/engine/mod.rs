@@ -10,6 +10,7 @@
 
 pub mod documents;
 pub mod effects;
+pub mod evidence;
 pub mod exports;
 mod expr;
 pub mod health;
@@ -25,17 +26,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    definition::{Definition, Effect, Field, Form, Mail, Message, Role, TimerAction, TimerDue, Transition},
+    definition::{
+        Definition, Effect, Field, Form, Mail, Message, Role, RoleDef, RoleScope, TimerAction, TimerDue, Transition,
+    },
     domain::FieldError,
 };
 pub use expr::Scope;
 
-/// Who is acting: a role and, for people, their party (and school for school staff).
+/// Who is acting: the identity the token carries and, for people, their party (and
+/// school for school staff, and the college for staff of one college).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor {
     pub role: Role,
     pub party: Option<String>,
     pub school: Option<String>,
+    /// School staff of one college (二级学院): they reach only its students' cases.
+    pub college: Option<String>,
     /// The person acting (the token's `sub` and name); `None` for the system and for
     /// tokens minted before tokens named people, which act as their role.
     pub person: Option<Person>,
@@ -54,6 +60,7 @@ impl Actor {
             role: Role::System,
             party: None,
             school: None,
+            college: None,
             person: None,
         }
     }
@@ -67,12 +74,14 @@ impl Actor {
         }
     }
 
-    /// A stable label for history and idempotency keys: `student:S001`.
+    /// A stable label for history and idempotency keys: `student:S001`, `school_reviewer@10212`,
+    /// `school_reviewer@10212/计算机学院` for staff of one college.
     pub fn label(&self) -> String {
-        match (&self.party, &self.school) {
-            (Some(p), _) => format!("{}:{p}", self.role),
-            (None, Some(s)) => format!("{}@{s}", self.role),
-            (None, None) => self.role.to_string(),
+        match (&self.party, &self.school, &self.college) {
+            (Some(p), _, _) => format!("{}:{p}", self.role),
+            (None, Some(s), Some(c)) => format!("{}@{s}/{c}", self.role),
+            (None, Some(s), None) => format!("{}@{s}", self.role),
+            (None, None, _) => self.role.to_string(),
         }
     }
 }
@@ -99,6 +108,8 @@ pub struct CaseRef {
     pub student_id: String,
     pub employer_id: Option<String>,
     pub school_id: String,
+    /// The student's college (院系), from the student's record.
+    pub college: Option<String>,
     /// Current documents counted by slot (uploads and renders), for conditions.
     pub documents: Value,
     /// The names of the definition's claims whose key another case holds (R3: a student
@@ -115,13 +126,11 @@ pub struct Parties {
 }
 
 impl Parties {
-    /// The employer's name as the case knows it: typed into the case (offline) or the
-    /// synced employer record (online).
-    pub fn employer_name(&self, data: &Value) -> String {
-        data.pointer("/employer/name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| party_name(&self.employer))
+    /// The employer's name as the case knows it: typed into the case where the definition
+    /// maps the unit (`[destination_record] unit`, offline), else the synced employer
+    /// record's (online).
+    pub fn employer_name(&self, unit: &Option<String>, data: &Value) -> String {
+        crate::definition::DestinationRecordMap::read(unit, data).unwrap_or_else(|| party_name(&self.employer))
     }
 }
 
@@ -147,7 +156,8 @@ pub enum Refusal {
         /// The transition's title, for people.
         title: Message,
         role: Role,
-        allowed: Vec<Role>,
+        /// The titles of the declared roles that may fire it.
+        allowed: Vec<Message>,
     },
     #[error("{transition} is not allowed in state {state}")]
     NotInState {
@@ -193,6 +203,9 @@ pub struct Outcome {
     pub mails: Vec<Mail>,
     /// The values the transition changed, old beside new, for the history and mail.
     pub changes: Vec<Change>,
+    /// A migration onto the definition it is applied with: the case pins that version
+    /// and keeps the time it entered its state (timers are recomputed from it).
+    pub migration: bool,
 }
 
 /// One value a transition changed (an amended term, a corrected destination).
@@ -230,14 +243,44 @@ pub struct Action {
 }
 
 /// Whether `actor` is a party to the case: a student their own, an employer its
-/// invitations, school staff their students', platform admins all.
+/// invitations, school staff their students' (staff of one college, its students'),
+/// platform admins all.
 pub fn is_party(case: &CaseRef, actor: &Actor) -> bool {
     match actor.role {
         Role::Student => actor.party.as_deref() == Some(case.student_id.as_str()),
         Role::Employer => actor.party.is_some() && actor.party == case.employer_id,
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school.as_deref() == Some(case.school_id.as_str()),
+        Role::SchoolReviewer | Role::SchoolAdmin => {
+            actor.school.as_deref() == Some(case.school_id.as_str())
+                && actor.college.as_ref().is_none_or(|c| case.college.as_ref() == Some(c))
+        }
         Role::PlatformAdmin | Role::System => true,
     }
+}
+
+/// Whether `actor` may act on `case` as the declared `role`: the token's identity is the
+/// role's, and the case lies in the role's scope.
+pub fn acts_as(role: &RoleDef, case: &CaseRef, actor: &Actor) -> bool {
+    if role.identity != actor.role || !is_party(case, actor) {
+        return false;
+    }
+    match role.scope {
+        RoleScope::Student => actor.party.as_deref() == Some(case.student_id.as_str()),
+        RoleScope::Employer => actor.party.is_some() && actor.party == case.employer_id,
+        // The whole school's step is for staff serving the whole school: a college's
+        // reviewer does not approve at the school's level.
+        RoleScope::School => actor.college.is_none() && actor.school.as_deref() == Some(case.school_id.as_str()),
+        RoleScope::College => {
+            actor.school.as_deref() == Some(case.school_id.as_str())
+                && actor.college.is_some()
+                && actor.college == case.college
+        }
+        RoleScope::Platform => true,
+    }
+}
+
+/// Whether `actor` may fire `t` on `case` in one of the roles it names.
+pub fn may_fire(def: &Definition, t: &Transition, case: &CaseRef, actor: &Actor) -> bool {
+    def.roles_of(&t.by, actor.role).any(|r| acts_as(&r, case, actor))
 }
 
 /// Fills a claim key's placeholders from the case.
@@ -367,6 +410,7 @@ pub fn decide(req: &Request<'_>) -> Result<Outcome, Refusal> {
         effects,
         mails,
         changes,
+        migration: false,
     })
 }
 
@@ -403,12 +447,12 @@ fn permitted<'d>(req: &Request<'d>) -> Result<&'d Transition, Refusal> {
     }
     // A platform admin fires only what names `platform_admin`: never a party's own step
     // (no signing on someone's behalf).
-    if !t.by.contains(&req.actor.role) {
+    if !may_fire(def, t, req.case, req.actor) {
         return Err(Refusal::WrongRole {
             transition: t.name.clone(),
             title: Message::from_title(&t.title),
             role: req.actor.role,
-            allowed: t.by.clone(),
+            allowed: def.role_titles(&t.by),
         });
     }
     if !req.is_start && !t.from.contains(&req.case.state) {
@@ -452,7 +496,7 @@ pub fn applicable_forms<'d>(def: &'d Definition, t: &Transition, scope: &Scope) 
     Ok(forms)
 }
 
-fn due_time(due: &TimerDue, data: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
+pub(crate) fn due_time(due: &TimerDue, data: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, Refusal> {
     match due {
         TimerDue::After(d) => now
             .checked_add_signed(*d)
@@ -473,7 +517,7 @@ pub fn actions(def: &Definition, case: &CaseRef, actor: &Actor, parties: &Partie
     let empty = Value::Object(Default::default());
     let scope = Scope::new(def, Some(case), parties, actor, &empty);
     def.transitions_from(&case.state)
-        .filter(|t| t.by.contains(&actor.role) && actor.role != Role::System)
+        .filter(|t| actor.role != Role::System && may_fire(def, t, case, actor))
         .map(|t| {
             let reason = disabled_reason(def, t, case, &scope);
             let fields = applicable_forms(def, t, &scope)

@@ -121,6 +121,12 @@ impl Engine {
         })
     }
 
+    /// Where a mail's reader opens the case: its page in the console, which signs the
+    /// reader in first. Mail links nowhere else (the API answers only to tokens).
+    fn console_case_url(&self, case_id: &str) -> String {
+        format!("{}/console/cases/{case_id}", self.settings.base_url)
+    }
+
     /// The facts every template may use, from the case as it is now.
     async fn mail_context(
         &self,
@@ -131,24 +137,16 @@ impl Engine {
     ) -> Result<Map<String, Value>> {
         let parties = self.parties_of(tx, row).await?;
         let name = super::party_name;
-        let employer_name = parties.employer_name(data);
+        let employer_name = parties.employer_name(&def.destination_record.unit, data);
         let mut ctx = Map::new();
         ctx.insert("case_id".into(), json!(row.id));
-        ctx.insert(
-            "case_url".into(),
-            json!(format!("{}/cases/{}", self.settings.base_url, row.id)),
-        );
+        ctx.insert("case_url".into(), json!(self.console_case_url(&row.id)));
         ctx.insert("workflow_title".into(), json!(def.title));
         ctx.insert("student_name".into(), json!(name(&parties.student)));
         if !employer_name.is_empty() {
             ctx.insert("employer_name".into(), json!(employer_name));
         }
         ctx.insert("school_name".into(), json!(name(&parties.school)));
-        let position = data
-            .pointer("/terms/position")
-            .and_then(Value::as_str)
-            .unwrap_or("未注明 / not specified");
-        ctx.insert("position".into(), json!(position));
         if let Some(deadline) = data
             .get("deadline")
             .and_then(Value::as_str)
@@ -158,11 +156,11 @@ impl Engine {
             ctx.insert("deadline".into(), json!(local(deadline)));
             ctx.insert("hours_left".into(), json!(hours(deadline - self.now())));
         }
-        let reason = data
-            .pointer("/review/reason")
-            .or_else(|| data.get("decline_reason"))
-            .and_then(Value::as_str);
-        ctx.insert("reason".into(), json!(reason.unwrap_or_default()));
+        // What the definition maps for its templates (`[mail_context]`: the position, the
+        // reason given), read from the paths it names.
+        for entry in &def.mail_context {
+            ctx.insert(entry.name.clone(), entry.value(data));
+        }
         if let Some(number) = data.pointer("/agreement/number") {
             ctx.insert("agreement_number".into(), number.clone());
         }
@@ -190,8 +188,10 @@ impl Engine {
     ) -> Result<()> {
         let mut base = self.mail_context(tx, def, row, data).await?;
         base.extend(extra.clone());
-        for role in &mail.to {
-            for r in self.recipients(tx, row, data, *role).await? {
+        // A declared role's mail goes to the holders of its identity on the case; the
+        // templates word it for that identity (`recipient_role`).
+        for role in mail.to.iter().filter_map(|name| def.role(name)).map(|r| r.identity) {
+            for r in self.recipients(tx, row, data, role).await? {
                 let mut ctx = base.clone();
                 ctx.insert("recipient_name".into(), json!(r.name));
                 ctx.insert("recipient_role".into(), json!(role.as_str()));
@@ -199,7 +199,7 @@ impl Engine {
                     ctx.insert("level".into(), json!(level));
                 }
                 let key = format!("{}:{cause}:{}:{}", row.id, mail.template, r.id);
-                self.queue_one(tx, Some(&row.id), &key, &mail.template, *role, &r, Value::Object(ctx))
+                self.queue_one(tx, Some(&row.id), &key, &mail.template, role, &r, Value::Object(ctx))
                     .await?;
             }
         }
@@ -267,7 +267,13 @@ impl Engine {
         let def = self.definition_of(tx, &row.workflow_hash).await?;
         let data = row.data_json()?;
         if let Some(level) = mail.escalate {
-            let to = mail.to.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+            let to = mail
+                .to
+                .iter()
+                .filter_map(|name| def.role(name))
+                .map(|r| r.identity.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             tx.insert_escalation(&row.id, &row.state, i64::from(level), &to, &row.school_id, millis(now))
                 .await?;
             tracing::info!(case = %row.id, level, state = %row.state, "review escalated");
@@ -440,7 +446,7 @@ impl Engine {
                     .map(|p| p.name)
                     .unwrap_or_default();
                 list.push(json!({ "student_name": student, "workflow_title": def.title, "waiting_since": local(from_millis(row.state_entered_at)),
-                    "case_url": format!("{}/cases/{}", self.settings.base_url, row.id) }));
+                    "case_url": self.console_case_url(&row.id) }));
             }
             let (first, def) = &cases[0];
             let data = first.data_json()?;
@@ -451,7 +457,7 @@ impl Engine {
                     .map(|p| p.name)
                     .unwrap_or_default();
                 let ctx = json!({ "recipient_name": r.name, "school_name": school_name, "count": cases.len(), "cases": list, "date": today,
-                    "queue_url": format!("{}/reviews", self.settings.base_url), "workflow_title": def.title });
+                    "queue_url": format!("{}/console/inbox", self.settings.base_url), "workflow_title": def.title });
                 self.queue_one(
                     &mut tx,
                     None,

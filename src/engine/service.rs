@@ -174,12 +174,13 @@ impl Engine {
         // The active version, read from the database: an activation through any process
         // reaches this start.
         let def = self.active_definition(&mut tx, &start.workflow).await?;
-        if !def.start.by.contains(&actor.role) {
+        // The identity first (the scope is judged with the case, in `decide`).
+        if def.roles_of(&def.start.by, actor.role).next().is_none() {
             return Err(Refusal::WrongRole {
                 transition: def.start.name.clone(),
                 title: Message::from_title(&def.start.title),
                 role: actor.role,
-                allowed: def.start.by.clone(),
+                allowed: def.role_titles(&def.start.by),
             }
             .into());
         }
@@ -228,6 +229,7 @@ impl Engine {
             student_id,
             employer_id,
             school_id: student.school_id.clone().unwrap_or_default(),
+            college: student_college(&student.data_json()),
             documents: json!({}),
             held_elsewhere: Vec::new(),
         };
@@ -407,9 +409,10 @@ impl Engine {
         let row = CaseRow {
             id: case.id.clone(),
             workflow: def.name.clone(),
-            workflow_hash: before
-                .map(|b| b.workflow_hash.clone())
-                .unwrap_or_else(|| def.hash.clone()),
+            workflow_hash: match before {
+                Some(b) if !outcome.migration => b.workflow_hash.clone(),
+                _ => def.hash.clone(),
+            },
             state: outcome.to.clone(),
             version: before.map(|b| b.version).unwrap_or(0) + 1,
             data: data.to_string(),
@@ -418,7 +421,7 @@ impl Engine {
             school_id: case.school_id.clone(),
             created_at: before.map(|b| b.created_at).unwrap_or(now_ms),
             updated_at: now_ms,
-            state_entered_at: if outcome.enters {
+            state_entered_at: if outcome.enters && !outcome.migration {
                 now_ms
             } else {
                 before.map(|b| b.state_entered_at).unwrap_or(now_ms)
@@ -427,6 +430,9 @@ impl Engine {
         match before {
             Some(b) => tx.update_case(&row, b.version).await?,
             None => tx.insert_case(&row).await?,
+        }
+        if outcome.migration {
+            tx.pin_case(&row.id, &row.workflow_hash).await?;
         }
         tx.insert_history(&HistoryRow {
             case_id: row.id.clone(),
@@ -442,6 +448,8 @@ impl Engine {
                 .then(|| serde_json::to_string(&outcome.changes).expect("changes serialise")),
             actor_sub: actor.person.as_ref().map(|p| p.sub.clone()),
             actor_name: actor.person.as_ref().and_then(|p| p.name.clone()),
+            data: Some(row.data.clone()),
+            hash: None,
         })
         .await?;
         for key in &outcome.release {
@@ -774,7 +782,13 @@ impl Engine {
         match actor.role {
             Role::Student => filter.student = actor.party.clone(),
             Role::Employer => filter.employer = actor.party.clone(),
-            Role::SchoolReviewer | Role::SchoolAdmin => filter.school = actor.school.clone(),
+            Role::SchoolReviewer | Role::SchoolAdmin => {
+                filter.school = actor.school.clone();
+                // Staff of one college see its students' cases only.
+                if actor.college.is_some() {
+                    filter.college = actor.college.clone();
+                }
+            }
             Role::PlatformAdmin | Role::System => {}
         }
         let mut tx = self.db.read().await?;
@@ -814,6 +828,9 @@ impl Engine {
     pub async fn graduates(&self, actor: &Actor, mut filter: GraduateFilter) -> Result<Vec<GraduateRow>> {
         if matches!(actor.role, Role::SchoolReviewer | Role::SchoolAdmin) {
             filter.school = actor.school.clone();
+            if actor.college.is_some() {
+                filter.college = actor.college.clone();
+            }
         }
         let mut tx = self.db.read().await?;
         let rows = tx.graduates(&filter).await?;
@@ -862,6 +879,11 @@ impl Engine {
             counts.insert(d.slot, json!(n + 1));
         }
         case.documents = Value::Object(counts);
+        // Staff of one college reach only its students' cases (see `is_party`).
+        case.college = tx
+            .party(PartyKind::Student, &row.student_id)
+            .await?
+            .and_then(|p| student_college(&p.data_json()));
         // Which of the definition's claim keys for this case another case holds.
         let def = self.definition_of(tx, &row.workflow_hash).await?;
         for claim in def.claims.values() {
@@ -916,7 +938,7 @@ fn case_employer(def: &Definition, actor: &Actor, named: Option<String>) -> Resu
         ])
         .into()
     };
-    if !def.start.by.contains(&Role::Employer) {
+    if def.roles_of(&def.start.by, Role::Employer).next().is_none() {
         return match named {
             Some(_) => Err(invalid(
                 "unknown_field",
@@ -958,9 +980,19 @@ fn plain_case_ref(row: &CaseRow) -> Result<CaseRef> {
         student_id: row.student_id.clone(),
         employer_id: row.employer_id.clone(),
         school_id: row.school_id.clone(),
+        college: None,
         documents: json!({}),
         held_elsewhere: Vec::new(),
     })
+}
+
+/// The college (院系) of a student's record.
+fn student_college(record: &Value) -> Option<String> {
+    record
+        .get("college")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
 }
 
 /// What mail caused by a transition may add to its context: the transition's title and

@@ -16,8 +16,8 @@ use super::{
     service::{Engine, EngineError, Result},
 };
 use crate::{
-    definition::{Definition, DefinitionError, graph},
-    store::{AuditRow, Tx, from_millis, millis},
+    definition::{Definition, DefinitionError, Mail, TimerAction, graph},
+    store::{AuditRow, TimerRow, Tx, from_millis, millis},
 };
 
 /// Who did it, as the audit and the version list say it.
@@ -442,5 +442,324 @@ impl Engine {
             blocked: count(false),
             groups,
         })
+    }
+}
+
+/// What a migration does with a timer of the state a case moves into, named by what it
+/// does (the transition it fires, or its mail template, `#level` for an escalation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPolicy {
+    /// The due time of the case's pending timer of that name (none if it already fired,
+    /// or the old version had none): the default.
+    Keep,
+    /// Due again as the new version says, counted from when the case entered its state.
+    Recompute,
+    /// Not set.
+    Cancel,
+}
+
+impl TimerPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerPolicy::Keep => "keep",
+            TimerPolicy::Recompute => "recompute",
+            TimerPolicy::Cancel => "cancel",
+        }
+    }
+}
+
+/// The name a migration's timer policies use for a timer: the transition it fires, or its
+/// mail template (with `#level` for an escalation).
+pub fn timer_name(action: &TimerAction) -> String {
+    match action {
+        TimerAction::Fire(t) => t.clone(),
+        TimerAction::Mail(mail) => match mail.escalate {
+            Some(level) => format!("{}#{level}", mail.template),
+            None => mail.template.clone(),
+        },
+    }
+}
+
+/// The timer name of a stored timer row.
+fn row_timer_name(row: &TimerRow) -> Option<String> {
+    if !row.fire.is_empty() {
+        return Some(row.fire.clone());
+    }
+    let mail: Mail = serde_json::from_str(row.spec.as_deref()?).ok()?;
+    Some(timer_name(&TimerAction::Mail(mail)))
+}
+
+/// Which cases to move onto a version, and how.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationPlan {
+    /// The cases to move (live cases of other versions of the workflow).
+    pub cases: Vec<String>,
+    /// Old state → new state, for states the new version names differently; a state not
+    /// named keeps its name.
+    #[serde(default)]
+    pub states: BTreeMap<String, String>,
+    /// A policy per timer of the new version, by name (see [`timer_name`]); `keep` for
+    /// any not named.
+    #[serde(default)]
+    pub timers: BTreeMap<String, TimerPolicy>,
+}
+
+/// A timer a migration set.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MigratedTimer {
+    pub name: String,
+    pub policy: TimerPolicy,
+    pub due: chrono::DateTime<chrono::Utc>,
+}
+
+/// A case a migration moved.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MovedCase {
+    pub id: String,
+    pub from_version: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub timers: Vec<MigratedTimer>,
+}
+
+/// A case a migration left where it was, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnmovedCase {
+    pub id: String,
+    pub reason: String,
+}
+
+/// What a migration did: every case moved in its own transaction, or left with the reason.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Migration {
+    pub name: String,
+    pub hash: String,
+    pub moved: Vec<MovedCase>,
+    pub unmoved: Vec<UnmovedCase>,
+}
+
+/// The most cases one migration request moves.
+pub const MIGRATION_MAX_CASES: usize = 1000;
+
+impl Engine {
+    /// Moves the chosen live cases of `name` onto version `hash`: each in one transaction
+    /// through the one write path ([`Engine::apply`]): its state (mapped), claims and
+    /// timers (by the policies), a `migrate` entry in its history with who did it, and
+    /// a `migrate` entry in the audit. A case that cannot move is left as it is, with the reason.
+    pub async fn migrate(&self, actor: &Actor, name: &str, hash: &str, plan: &MigrationPlan) -> Result<Migration> {
+        let new = {
+            let mut tx = self.db.read().await?;
+            let found = tx.version(hash).await?.filter(|v| v.name == name);
+            let def = match found {
+                Some(v) => Some(self.definition_of(&mut tx, &v.hash).await?),
+                None => None,
+            };
+            tx.rollback().await?;
+            def.ok_or_else(|| EngineError::NotFound {
+                what: "version",
+                id: hash.to_string(),
+            })?
+        };
+        check_plan(&new, plan)?;
+        let mut out = Migration {
+            name: name.to_string(),
+            hash: new.hash.clone(),
+            moved: Vec::new(),
+            unmoved: Vec::new(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for id in plan.cases.iter().filter(|id| seen.insert(id.as_str())) {
+            match self.migrate_one(actor, &new, id, plan).await? {
+                Ok(moved) => out.moved.push(moved),
+                Err(reason) => out.unmoved.push(UnmovedCase { id: id.clone(), reason }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One case, in one transaction; `Ok(Err(reason))` when it cannot move.
+    async fn migrate_one(
+        &self,
+        actor: &Actor,
+        new: &Definition,
+        id: &str,
+        plan: &MigrationPlan,
+    ) -> Result<std::result::Result<MovedCase, String>> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let Some(row) = tx.lock_case(id).await?.filter(|r| r.workflow == new.name) else {
+            return Ok(Err(format!("no case {id} of workflow {}", new.name)));
+        };
+        if row.workflow_hash == new.hash {
+            return Ok(Err("the case already runs on this version".into()));
+        }
+        let old = self.definition_of(&mut tx, &row.workflow_hash).await?;
+        if old.state(&row.state).is_none_or(|s| s.terminal) {
+            return Ok(Err(format!("the case has ended (state `{}`)", row.state)));
+        }
+        let to = plan
+            .states
+            .get(&row.state)
+            .cloned()
+            .unwrap_or_else(|| row.state.clone());
+        let Some(state) = new.state(&to).filter(|s| !s.terminal) else {
+            return Ok(Err(format!(
+                "state `{to}` is not a live state of the new version: map `{}` in `states`",
+                row.state
+            )));
+        };
+        let case = self.case_ref(&mut tx, &row).await?;
+        let held = super::state_claims(&old, &row.state, &case);
+        let wanted = super::state_claims(new, &to, &case);
+        let release = held
+            .iter()
+            .filter(|(k, _)| !wanted.iter().any(|(w, _)| w == k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let take = wanted
+            .into_iter()
+            .filter(|(k, _)| !held.iter().any(|(h, _)| h == k))
+            .collect();
+        // The timers, by policy: kept from the pending ones, recomputed from the entry.
+        let pending: Vec<TimerRow> = tx
+            .timers_of(&row.id)
+            .await?
+            .into_iter()
+            .filter(|t| t.status == "pending")
+            .collect();
+        let entered = from_millis(row.state_entered_at);
+        let mut timers = Vec::new();
+        let mut shown = Vec::new();
+        for timer in &state.timers {
+            let name = timer_name(&timer.action);
+            let policy = plan.timers.get(&name).copied().unwrap_or(TimerPolicy::Keep);
+            let due = match policy {
+                TimerPolicy::Cancel => None,
+                TimerPolicy::Keep => pending
+                    .iter()
+                    .find(|t| row_timer_name(t).as_deref() == Some(name.as_str()))
+                    .map(|t| from_millis(t.due_at)),
+                TimerPolicy::Recompute => {
+                    let Ok(at) = super::due_time(&timer.due, &case.data, entered) else {
+                        return Ok(Err(format!("timer `{name}` has no due time in this case's data")));
+                    };
+                    at.checked_sub_signed(timer.before.unwrap_or_default())
+                        // A reminder whose moment has passed is not sent late (as on entering).
+                        .filter(|due| timer.before.is_none() || *due > now)
+                }
+            };
+            if let Some(due) = due {
+                timers.push(super::NewTimer {
+                    action: timer.action.clone(),
+                    due,
+                });
+                shown.push(MigratedTimer { name, policy, due });
+            }
+        }
+        let input = json!({
+            "from_version": row.workflow_hash,
+            "to_version": new.hash,
+            "timers": shown.iter().map(|t| (t.name.clone(), json!({ "policy": t.policy, "due": t.due.to_rfc3339() }))).collect::<serde_json::Map<_, _>>(),
+        });
+        let outcome = super::Outcome {
+            transition: "migrate".into(),
+            from: Some(row.state.clone()),
+            to: to.clone(),
+            enters: true,
+            data: case.data.clone(),
+            input: input.clone(),
+            release,
+            take,
+            timers,
+            effects: Vec::new(),
+            mails: Vec::new(),
+            changes: Vec::new(),
+            migration: true,
+        };
+        match self
+            .apply(&mut tx, new, Some(&row), &case, &outcome, actor, None, now)
+            .await
+        {
+            Ok(_) => {}
+            Err(EngineError::ClaimHeld { message, .. }) => return Ok(Err(message.en)),
+            Err(e) => return Err(e),
+        }
+        let mut detail = input;
+        detail["case"] = json!(row.id);
+        detail["from_state"] = json!(row.state);
+        detail["to_state"] = json!(to);
+        audit(
+            &mut tx,
+            millis(now),
+            &who(actor),
+            "migrate",
+            &new.name,
+            &new.hash,
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(MovedCase {
+            id: row.id,
+            from_version: row.workflow_hash,
+            from_state: row.state,
+            to_state: to,
+            timers: shown,
+        }))
+    }
+}
+
+/// A plan names at least one case and at most [`MIGRATION_MAX_CASES`], maps only to live
+/// states of the new version, and gives policies only to timers it has.
+fn check_plan(new: &Definition, plan: &MigrationPlan) -> Result<()> {
+    use crate::domain::FieldError;
+    let mut problems = Vec::new();
+    if plan.cases.is_empty() || plan.cases.len() > MIGRATION_MAX_CASES {
+        problems.push(
+            FieldError::new(
+                "out_of_range",
+                format!("请选择 1 至 {MIGRATION_MAX_CASES} 个案件"),
+                format!("name 1 to {MIGRATION_MAX_CASES} cases"),
+            )
+            .with_field("cases"),
+        );
+    }
+    for (from, to) in &plan.states {
+        if new.state(to).is_none_or(|s| s.terminal) {
+            problems.push(
+                FieldError::new(
+                    "unknown_state",
+                    format!("新版本中没有进行中的状态 {to}"),
+                    format!("`{to}` is no live state of the new version"),
+                )
+                .with_field(format!("states.{from}")),
+            );
+        }
+    }
+    let names: std::collections::BTreeSet<String> = new
+        .states
+        .values()
+        .flat_map(|s| &s.timers)
+        .map(|t| timer_name(&t.action))
+        .collect();
+    for name in plan.timers.keys().filter(|n| !names.contains(*n)) {
+        problems.push(
+            FieldError::new(
+                "unknown_timer",
+                format!("新版本中没有名为 {name} 的计时器"),
+                format!(
+                    "the new version has no timer `{name}`; its timers: {}",
+                    names.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_field(format!("timers.{name}")),
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(super::Refusal::Invalid(problems).into())
     }
 }

@@ -209,7 +209,7 @@ fn refusal(r: Refusal) -> ApiError {
             role,
             allowed,
         } => {
-            let names: Vec<_> = allowed.iter().map(|r| r.title()).collect();
+            let names = allowed;
             let en: Vec<_> = names.iter().map(|m| m.en.as_str()).collect();
             let zh: Vec<_> = names.iter().map(|m| m.zh.as_str()).collect();
             ApiError::new(

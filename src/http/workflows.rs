@@ -21,7 +21,7 @@ use crate::{
     definition::Role,
     engine::{
         Actor,
-        versions::{AuditView, Impact, Published, VersionView, WorkflowView},
+        versions::{AuditView, Impact, Migration, MigrationPlan, Published, VersionView, WorkflowView},
     },
 };
 
@@ -187,4 +187,25 @@ pub async fn impact(
 ) -> Result<Json<Impact>, ApiError> {
     platform_admin(&actor)?;
     Ok(Json(state.engine.impact(&name, &hash, &body.value.states).await?))
+}
+
+/// Move chosen live cases of the workflow's other versions onto this version: states
+/// mapped (a state not named keeps its name), each timer of the new state set by its
+/// policy (`keep` the pending due time — the default —, `recompute` from the state's
+/// entry, or `cancel`), one transaction per case, recorded in each case's history and in
+/// the audit. A case that cannot move is listed with the reason and left as it is.
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/versions/{hash}/migrate", operation_id = "migrate_cases", tag = "workflows",
+    params(("name" = String, Path, description = "the workflow"), ("hash" = String, Path, description = "the version to move onto")),
+    request_body(content = MigrationPlan, description = "the cases, the state mapping and the timer policies"),
+    responses((status = 200, body = Migration, description = "what moved and what did not"), (status = 403, body = Problem, description = "not a platform admin"),
+        (status = 422, body = Problem, description = "a plan that names no case, maps to no live state, or names an unknown timer")),
+    security(("bearer" = [])))]
+pub async fn migrate(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((name, hash)): Path<(String, String)>,
+    body: Body<MigrationPlan>,
+) -> Result<Json<Migration>, ApiError> {
+    platform_admin(&actor)?;
+    Ok(Json(state.engine.migrate(&actor, &name, &hash, &body.value).await?))
 }

@@ -121,6 +121,19 @@ impl Tx {
             .await)?)
     }
 
+    /// Pins a case to another version of its workflow (a migration; the caller holds the
+    /// case's lock and writes its history in the same transaction).
+    pub async fn pin_case(&mut self, case_id: &str, hash: &str) -> Result<()> {
+        let sql = "UPDATE cases SET workflow_hash = $1 WHERE id = $2";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(hash)
+            .bind(case_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     pub async fn insert_audit(&mut self, row: &AuditRow) -> Result<()> {
         let sql = "INSERT INTO workflow_audit (id, at, actor, action, workflow, hash, detail)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";

@@ -275,6 +275,7 @@ impl TestApp {
             role,
             party: party.map(str::to_string),
             school: school.map(str::to_string),
+            college: None,
             person: person.map(|(sub, name)| Person {
                 sub: sub.to_string(),
                 name: name.map(str::to_string),

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::Checker;
 use crate::definition::{
-    DocumentRule, Effect, Form, Mail, Role, Timer, TimerAction, TimerDue, Transition, duration,
+    Definition, DocumentRule, Effect, Form, Mail, Timer, TimerAction, TimerDue, Transition, duration,
     raw::{OneOrMany, RawDefinition, RawEffect},
 };
 
@@ -173,7 +173,7 @@ impl Checker<'_> {
                         &span,
                         format!("timer in `{state}` fires `{fire}`, which does not leave `{state}`"),
                     ),
-                    Some(tr) if tr.by != [Role::System] => self.problem(
+                    Some(tr) if !Definition::by_system(tr) => self.problem(
                         &span,
                         format!("timer in `{state}` fires `{fire}`, which must be `by = \"system\"`"),
                     ),
@@ -218,9 +218,14 @@ impl Checker<'_> {
         };
         let mut roles = Vec::new();
         for role in to.to_vec() {
-            match Role::parse(&role).filter(|r| *r != Role::System) {
-                Some(r) => roles.push(r),
-                None => self.problem(span, format!("mail `{template}` goes to unknown role `{role}`")),
+            if self.roles.contains_key(&role) {
+                roles.push(role);
+            } else {
+                let known = self.known_roles();
+                self.problem(
+                    span,
+                    format!("mail `{template}` goes to undeclared role `{role}`; declared roles: {known}"),
+                );
             }
         }
         Some(Mail {

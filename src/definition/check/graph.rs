@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::Checker;
-use crate::definition::{Role, State, Transition, raw::RawDefinition};
+use crate::definition::{Definition, Role, RoleDef, State, Transition, raw::RawDefinition};
 
 impl Checker<'_> {
     /// Unreachable states, terminal states with a way out, and the liveness lint: a
@@ -43,7 +43,7 @@ impl Checker<'_> {
                     format!("state `{name}` is terminal but has transitions leaving it"),
                 );
             }
-            if !state.get_ref().terminal && !has_exit(name, transitions, states) {
+            if !state.get_ref().terminal && !has_exit(name, transitions, states, &self.roles) {
                 self.problem(
                     &state.span(),
                     format!(
@@ -138,7 +138,7 @@ impl Checker<'_> {
         transitions: &[Transition],
     ) {
         for (t, spanned) in transitions.iter().zip(&raw.transitions) {
-            if t.by == [Role::System]
+            if Definition::by_system(t)
                 && !states
                     .values()
                     .any(|s| s.timers.iter().any(|timer| timer.fires() == Some(t.name.as_str())))
@@ -155,14 +155,24 @@ impl Checker<'_> {
 /// Whether a transition leaves `state` for another state, fired by a party (the platform
 /// admin's interventions do not count: nobody should wait on them) or by a timer that
 /// `state` sets.
-fn has_exit(state: &str, transitions: &[Transition], states: &BTreeMap<String, State>) -> bool {
+fn has_exit(
+    state: &str,
+    transitions: &[Transition],
+    states: &BTreeMap<String, State>,
+    roles: &BTreeMap<String, RoleDef>,
+) -> bool {
     let timers = states.get(state).map(|s| s.timers.as_slice()).unwrap_or_default();
     transitions
         .iter()
         .filter(|t| t.from.iter().any(|f| f == state) && t.to.as_deref().is_some_and(|to| to != state))
         .any(|t| {
-            let by_party = t.by.iter().any(|r| !matches!(r, Role::System | Role::PlatformAdmin));
-            let by_timer = t.by == [Role::System] && timers.iter().any(|timer| timer.fires() == Some(t.name.as_str()));
+            let by_party = t.by.iter().any(|r| {
+                roles
+                    .get(r)
+                    .is_some_and(|r| !matches!(r.identity, Role::System | Role::PlatformAdmin))
+            });
+            let by_timer =
+                Definition::by_system(t) && timers.iter().any(|timer| timer.fires() == Some(t.name.as_str()));
             by_party || by_timer
         })
 }

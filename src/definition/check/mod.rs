@@ -26,9 +26,10 @@ use toml::Spanned;
 use types::{Ty, Typer};
 
 use super::{
-    AgreementStatus, Catalog, Claim, Definition, DefinitionError, DocumentRule, Expr, Field, Form, Guard, InputRef,
-    Mail, Message, Problem, Role, State, Template, Transition, UploadSlot, duration,
-    raw::{RawDefinition, RawField, RawMessage, RawState, RawTransition},
+    AgreementStatus, Catalog, Claim, ContextEntry, Definition, DefinitionError, DocumentRule, Expr, Field, Form, Guard,
+    InputRef, Mail, Message, Problem, Role, RoleDef, RoleScope, SYSTEM_ROLE, State, Template, Transition, UploadSlot,
+    duration,
+    raw::{RawContextEntry, RawDefinition, RawField, RawMessage, RawState, RawTransition},
 };
 
 /// The field kinds the engine itself knows, beside the domain validators'
@@ -50,6 +51,7 @@ pub fn compile(file: &str, source: &str, catalog: &Catalog) -> Result<Definition
         source,
         catalog,
         roots: Vec::new(),
+        roles: BTreeMap::new(),
         problems: Vec::new(),
     };
     let raw: RawDefinition = match toml::from_str(source) {
@@ -83,6 +85,8 @@ struct Checker<'a> {
     catalog: &'a Catalog,
     /// What conditions may read, typed (see [`Checker::roots`]).
     roots: Vec<(&'static str, Ty)>,
+    /// The declared roles (see [`Checker::roles`]).
+    roles: BTreeMap<String, RoleDef>,
     problems: Vec<Problem>,
 }
 
@@ -120,6 +124,7 @@ impl Checker<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
             .collect();
+        self.roles = self.roles(&raw);
         let forms = self.forms(&raw);
         let claims = self.claims(&raw);
         let uploads = self.uploads(&raw);
@@ -145,6 +150,7 @@ impl Checker<'_> {
         self.check_graph(&raw, &start, &transitions, &states);
         self.check_claim_continuity(&raw, &transitions, &states);
         let destination_record = self.destination_record(&raw, &forms, &start, &transitions, &states);
+        let mail_context = self.mail_context(&raw, &forms);
         self.check_system_transitions(&raw, &states, &transitions);
         Definition {
             name: raw.name.get_ref().clone(),
@@ -154,6 +160,8 @@ impl Checker<'_> {
             source: self.source.to_string(),
             destination: raw.destination.map(|d| d.into_inner()),
             destination_record,
+            mail_context,
+            roles: std::mem::take(&mut self.roles),
             params,
             forms,
             claims,
@@ -186,6 +194,95 @@ impl Checker<'_> {
                 &name.span(),
                 format!("name `{}` must match the file name `{stem}.toml`", name.get_ref()),
             );
+        }
+    }
+
+    /// `[roles.NAME]`: a title, a token identity the platform issues, and a scope that
+    /// identity can reach (a student's own cases, an employer's, the school, one college of
+    /// it, every case). `system` is the engine's and cannot be declared.
+    fn roles(&mut self, raw: &RawDefinition) -> BTreeMap<String, RoleDef> {
+        let mut roles = BTreeMap::new();
+        for (name, spanned) in &raw.roles {
+            let r = spanned.get_ref();
+            if name == SYSTEM_ROLE {
+                self.problem(
+                    &spanned.span(),
+                    "role `system` is the engine's own (timers fire its transitions) and cannot be declared",
+                );
+                continue;
+            }
+            if !valid_path(name) || name.contains('.') {
+                self.problem(
+                    &spanned.span(),
+                    format!("role name `{name}` must be letters, digits and `_`"),
+                );
+            }
+            let identity = Role::parse(r.identity.get_ref()).filter(|i| *i != Role::System);
+            let scope = RoleScope::ALL.into_iter().find(|s| s.as_str() == r.scope.get_ref());
+            if identity.is_none() {
+                let known: Vec<_> = Role::ALL
+                    .iter()
+                    .filter(|i| **i != Role::System)
+                    .map(|i| i.as_str())
+                    .collect();
+                self.problem(
+                    &r.identity.span(),
+                    format!(
+                        "role `{name}` has unknown identity `{}` (the role a platform token carries); known: {}",
+                        r.identity.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+            }
+            if scope.is_none() {
+                let known: Vec<_> = RoleScope::ALL.iter().map(|s| s.as_str()).collect();
+                self.problem(
+                    &r.scope.span(),
+                    format!(
+                        "role `{name}` has unknown scope `{}`; known: {}",
+                        r.scope.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+            }
+            let (Some(identity), Some(scope)) = (identity, scope) else {
+                continue;
+            };
+            if !scope.fits(identity) {
+                let fitting: Vec<_> = RoleScope::ALL
+                    .iter()
+                    .filter(|s| s.fits(identity))
+                    .map(|s| s.as_str())
+                    .collect();
+                self.problem(
+                    &r.scope.span(),
+                    format!(
+                        "role `{name}`: a `{identity}` token cannot reach scope `{}`; it reaches: {}",
+                        scope.as_str(),
+                        fitting.join(", ")
+                    ),
+                );
+            }
+            roles.insert(
+                name.clone(),
+                RoleDef {
+                    name: name.clone(),
+                    title: Message::from_title(&r.title),
+                    identity,
+                    scope,
+                },
+            );
+        }
+        roles
+    }
+
+    /// The names of the declared roles, for messages.
+    fn known_roles(&self) -> String {
+        let names: Vec<&str> = self.roles.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none: declare them under [roles]".into()
+        } else {
+            names.join(", ")
         }
     }
 
@@ -511,21 +608,19 @@ impl Checker<'_> {
         }
         let mut by = Vec::new();
         for role in t.by.get_ref().to_vec() {
-            match Role::parse(&role) {
-                Some(r) => by.push(r),
-                None => {
-                    let known: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                    self.problem(
-                        &t.by.span(),
-                        format!(
-                            "transition `{name}` names unknown role `{role}`; known roles: {}",
-                            known.join(", ")
-                        ),
-                    );
-                }
+            if role == SYSTEM_ROLE || self.roles.contains_key(&role) {
+                by.push(role);
+            } else {
+                let known = self.known_roles();
+                self.problem(
+                    &t.by.span(),
+                    format!(
+                        "transition `{name}` names undeclared role `{role}`; declared roles: {known} (and `system`)"
+                    ),
+                );
             }
         }
-        if by.len() > 1 && by.contains(&Role::System) {
+        if by.len() > 1 && by.iter().any(|r| r == SYSTEM_ROLE) {
             self.problem(
                 &t.by.span(),
                 format!("transition `{name}`: `system` cannot share a transition with people"),
@@ -732,6 +827,64 @@ impl Checker<'_> {
         }
     }
 
+    /// `[mail_context]`: each name a template prints, read from data paths the definition
+    /// declares (form fields, `record_actor` paths, the agreement's number); a name the
+    /// engine gives every mail cannot be taken.
+    fn mail_context(&mut self, raw: &RawDefinition, forms: &BTreeMap<String, Form>) -> Vec<ContextEntry> {
+        let mut known: Vec<String> = forms.values().flat_map(|f| &f.fields).map(|f| f.name.clone()).collect();
+        for t in std::iter::once(&raw.start).chain(&raw.transitions) {
+            if let Some(path) = &t.get_ref().record_actor {
+                known.push(path.get_ref().clone());
+            }
+        }
+        known.push("agreement.number".into());
+        known.push("agreement.verification_code".into());
+        let mut out = Vec::new();
+        for (name, entry) in &raw.mail_context {
+            let span = entry.span();
+            let identifier = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !identifier {
+                self.problem(
+                    &span,
+                    format!("mail_context name `{name}` must be lower-case letters, digits and `_`"),
+                );
+            }
+            if super::MAIL_CONTEXT_BUILT_IN.contains(&name.as_str()) {
+                self.problem(
+                    &span,
+                    format!("mail_context name `{name}` is one the engine gives every mail; choose another"),
+                );
+            }
+            let (paths, default) = match entry.get_ref() {
+                RawContextEntry::Paths(paths) => (paths.to_vec(), None),
+                RawContextEntry::Full(full) => (full.from.to_vec(), full.default.clone()),
+            };
+            if paths.is_empty() {
+                self.problem(&span, format!("mail_context.{name} names no data path"));
+            }
+            for path in &paths {
+                if !known.contains(path) {
+                    self.problem(
+                        &span,
+                        format!(
+                            "mail_context.{name} reads `{path}`, which no form declares; data paths: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            out.push(ContextEntry {
+                name: name.clone(),
+                paths,
+                default,
+            });
+        }
+        out
+    }
+
     fn check_unique_names(&mut self, transitions: &[&Spanned<RawTransition>]) {
         let mut seen = BTreeSet::new();
         for t in transitions {
@@ -779,6 +932,7 @@ fn roots(
             ("role".into(), Ty::String),
             ("party".into(), Ty::String),
             ("school".into(), Ty::String),
+            ("college".into(), Ty::String),
         ],
     );
     let params = Ty::Object(

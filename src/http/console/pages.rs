@@ -65,7 +65,8 @@ fn review_transitions(state: &AppState, role: Role, states: Option<&[String]>) -
                 .from
                 .iter()
                 .any(|f| def.state(f).is_some_and(|s| s.review) && states.is_none_or(|listed| listed.contains(f)));
-            if !from_review || !t.by.contains(&role) || t.upload.is_some() || t.download.is_some() {
+            let mine = def.roles_of(&t.by, role).next().is_some();
+            if !from_review || !mine || t.upload.is_some() || t.download.is_some() {
                 continue;
             }
             let fields = transition_fields(def, &t.name);
