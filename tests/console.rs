@@ -511,6 +511,34 @@ async fn admin_pages_follow_the_api_authorisation() {
             .starts_with("text/csv")
     );
     assert!(csv.text().await.unwrap().contains("学号"));
+    // A valid new version published from the page: shown with its impact, not active.
+    let active = app
+        .app
+        .engine
+        .workflows()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.name == "online_signing")
+        .unwrap()
+        .active;
+    let source = app.app.engine.version_source("online_signing", &active).await.unwrap();
+    let edited = format!("{source}\n# edited in the console\n");
+    let (status, location) = post_form(
+        &app,
+        "/console/definitions/online_signing",
+        &admin,
+        &[("csrf", &csrf(&app, &admin)), ("source", &edited)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    let (status, _, shown) = page(&app, &location, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(
+        shown.contains("迁移影响") && shown.contains(r#"class="movable""#),
+        "{shown}"
+    );
+    assert!(shown.contains("edited in the console"), "{shown}");
     // The graph: every state of the definition drawn once, from its own data.
     let (_, _, def) = page(&app, "/console/definitions/online_signing", &admin).await;
     for state in ["invited", "submitted", "approved", "terminated"] {

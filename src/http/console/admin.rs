@@ -398,6 +398,19 @@ async fn definition_page(
         })
         .map(|def| crate::definition::graph::svg(&def, &live))
         .unwrap_or_default();
+    // For a version not yet active: what activating it and moving the live cases of the
+    // others onto it would do (read only, by state name).
+    let shown_active = hash
+        .as_ref()
+        .is_some_and(|h| versions.iter().any(|v| &v.hash == h && v.active));
+    let impact = match &hash {
+        Some(h) if !shown_active => state
+            .engine
+            .impact(name, h, &std::collections::BTreeMap::new())
+            .await
+            .ok(),
+        _ => None,
+    };
     // With the checker's problems, the lines shown are the draft's, which they name.
     let listed = match (&problems, &draft) {
         (Some(_), Some(d)) => d.clone(),
@@ -423,7 +436,7 @@ async fn definition_page(
         "definitions.html",
         Some(session),
         json!({
-            "name": name, "versions": versions, "shown": hash, "lines": lines, "graph": graph,
+            "name": name, "versions": versions, "shown": hash, "lines": lines, "graph": graph, "impact": impact,
             "draft": draft.unwrap_or(source), "problems": problems,
         }),
     )
