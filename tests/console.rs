@@ -22,6 +22,7 @@ on_both_backends!(
     bulk_return_needs_the_reason_the_definition_asks_for,
     a_failed_mail_is_listed_with_its_reason_and_resent_from_the_mail_log,
     a_failed_render_is_listed_with_the_missing_character,
+    a_queue_s_failed_jobs_are_retried_from_the_queue_page,
 );
 
 /// The name of the student whose name is markup.
@@ -304,6 +305,72 @@ async fn a_failed_render_is_listed_with_the_missing_character(backend: Backend) 
     // The case page says so too, to the school.
     let (_, _, case_page) = page(&app, &format!("/console/cases/{case}"), &app.reviewer()).await;
     assert!(case_page.contains("failed") && case_page.contains('𠇔'), "{case_page}");
+}
+
+async fn a_queue_s_failed_jobs_are_retried_from_the_queue_page(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else { return };
+    // A sweep job due tomorrow (so no worker takes it yet), then marked failed as a job
+    // out of attempts is.
+    let engine = &app.app.engine;
+    let mut tx = engine.db.begin().await.unwrap();
+    let tomorrow = engine.now() + chrono::Duration::days(1);
+    engine
+        .push(&mut tx, &gradsign::jobs::Job::SweepTimers, tomorrow)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let fail = match &engine.db {
+        gradsign::store::Db::Sqlite(p) => sqlx::query("UPDATE Jobs SET status = 'Failed' WHERE status = 'Pending'")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        gradsign::store::Db::Postgres(p) => {
+            sqlx::query("UPDATE apalis.jobs SET status = 'Failed', attempts = max_attempts WHERE status = 'Pending'")
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    };
+    assert_eq!(fail.unwrap(), 1);
+    let failed_queue = app
+        .jobs()
+        .await
+        .into_iter()
+        .find(|(_, status, _, _)| status == "Failed")
+        .map(|(queue, _, _, _)| queue)
+        .unwrap();
+    let admin = app.admin();
+    let (_, _, queues) = page(&app, "/console/queues", &admin).await;
+    let retry = format!("/console/queues/{failed_queue}/retry");
+    assert!(queues.contains(&retry), "{queues}");
+    let (status, location) = post_form(&app, &retry, &admin, &[("csrf", &csrf(&app, &admin))]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(location, "/console/queues?retried=1");
+    // The worker runs it now.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let jobs = app.jobs().await;
+        if jobs.iter().all(|(_, status, _, _)| status == "Done") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retried job did not run: {jobs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A reviewer may not; an unknown queue is not found.
+    let reviewer = app.reviewer();
+    let (status, _) = post_form(&app, &retry, &reviewer, &[("csrf", &csrf(&app, &reviewer))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post_form(
+        &app,
+        "/console/queues/nope/retry",
+        &admin,
+        &[("csrf", &csrf(&app, &admin))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn the_verify_address_answers_a_browser_with_a_page_and_a_program_with_json(backend: Backend) {

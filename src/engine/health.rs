@@ -40,6 +40,21 @@ impl Engine {
         Ok(gauges)
     }
 
+    /// Puts the failed jobs of a configured queue back to wait; how many. A queue that is
+    /// not configured is refused as not found.
+    pub async fn retry_failed_jobs(&self, queue: &str) -> Result<u64> {
+        if !self.workers.queues.iter().any(|q| q.queue == queue) {
+            return Err(super::service::EngineError::NotFound {
+                what: "queue",
+                id: queue.into(),
+            });
+        }
+        let mut tx = self.db.begin().await?;
+        let n = tx.retry_failed_jobs(queue, Utc::now().timestamp()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// The queues with no live worker in any process (a worker is live when it beat
     /// within the time after which apalis declares it dead).
     pub async fn queues_without_workers(&self) -> Result<Vec<String>> {

@@ -99,6 +99,31 @@ impl Tx {
             .collect())
     }
 
+    /// Puts a queue's failed (and killed) jobs back to wait, their attempts counted afresh,
+    /// due at once (`now`, Unix seconds): an operator's retry after the cause was mended.
+    pub async fn retry_failed_jobs(&mut self, queue: &str, now: i64) -> Result<u64> {
+        let sqlite = "UPDATE Jobs SET status = 'Pending', attempts = 0, done_at = NULL, lock_by = NULL,
+                lock_at = NULL, run_at = $2
+            WHERE job_type = $1 AND status IN ('Failed', 'Killed')";
+        let postgres = "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, done_at = NULL, lock_by = NULL,
+                lock_at = NULL, run_at = to_timestamp($2)
+            WHERE job_type = $1 AND status IN ('Failed', 'Killed')";
+        Ok(match self {
+            Tx::Sqlite(t) => sqlx::query(sqlite)
+                .bind(queue)
+                .bind(now)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(t) => sqlx::query(postgres)
+                .bind(queue)
+                .bind(now as f64)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        })
+    }
+
     /// The queues with a worker that has beaten since `since` (Unix seconds), in any process.
     pub async fn live_queues(&mut self, since: i64) -> Result<Vec<String>> {
         let sqlite = "SELECT DISTINCT worker_type FROM Workers WHERE last_seen >= $1";

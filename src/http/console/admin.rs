@@ -325,6 +325,28 @@ pub async fn queues(State(state): State<AppState>, session: Session) -> Response
     page(StatusCode::OK, "queues.html", Some(&session), json!({ "queues": rows }))
 }
 
+/// Puts a queue's failed jobs back to wait (platform admins).
+pub async fn retry_queue(
+    State(state): State<AppState>,
+    session: Session,
+    Path(queue): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(e) = session.check_form(&state, &form) {
+        return problem_page(Some(&session), e);
+    }
+    if let Err(e) = platform_admin(&session.actor) {
+        return problem_page(Some(&session), e);
+    }
+    match state.engine.retry_failed_jobs(&queue).await {
+        Ok(n) => {
+            tracing::info!(queue = %queue, jobs = n, who = %session.actor.who(), "failed jobs retried from the console");
+            Redirect::to(&format!("/console/queues?retried={n}")).into_response()
+        }
+        Err(e) => problem_page(Some(&session), e.into()),
+    }
+}
+
 /// Every workflow with its active version.
 pub async fn definitions(State(state): State<AppState>, session: Session) -> Response {
     if let Err(e) = platform_admin(&session.actor) {

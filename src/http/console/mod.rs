@@ -83,6 +83,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/mail/{id}/resend", post(admin::resend))
         .route("/console/renders", get(admin::renders))
         .route("/console/queues", get(admin::queues))
+        .route("/console/queues/{queue}/retry", post(admin::retry_queue))
         .route("/console/definitions", get(admin::definitions))
         .route(
             "/console/definitions/{name}",
