@@ -52,6 +52,9 @@ pub enum AuthError {
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Keys the console's CSRF tokens (an HMAC of the session under the same secret), so
+    /// every process sharing the secret accepts them and none keeps a session in memory.
+    form_key: Vec<u8>,
 }
 
 impl Keys {
@@ -59,7 +62,28 @@ impl Keys {
         Keys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            form_key: secret.as_bytes().to_vec(),
         }
+    }
+
+    /// The CSRF token of a console session: HMAC-SHA256 of the session (its token), hex.
+    pub fn form_token(&self, session: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.form_key).expect("HMAC takes any key length");
+        mac.update(b"console-form\n");
+        mac.update(session.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `sent` is the CSRF token of `session` (compared in constant time).
+    pub fn form_token_matches(&self, session: &str, sent: &str) -> bool {
+        let expected = self.form_token(session);
+        expected.len() == sent.len()
+            && expected
+                .bytes()
+                .zip(sent.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// Signs a token for `actor`, valid for `valid_for`.

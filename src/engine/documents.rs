@@ -476,6 +476,30 @@ impl Engine {
         Ok(DocumentList { documents, renders })
     }
 
+    /// The renders that failed, newest first (at most 200), each with its case and the
+    /// reason (a missing character is named in it): what a platform admin looks into.
+    pub async fn failed_renders(&self) -> Result<Vec<(String, RenderView)>> {
+        let mut tx = self.db.read().await?;
+        let rows = tx.failed_renders(200).await?;
+        tx.rollback().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.case_id,
+                    RenderView {
+                        slot: r.slot,
+                        case_version: r.case_version,
+                        status: r.status,
+                        attempts: r.attempts,
+                        error: r.error,
+                        updated_at: from_millis(r.updated_at).to_rfc3339(),
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// One document's bytes. Reading a slot that a transition of the current state
     /// records (`download = "agreement"`) fires that transition for the reader.
     pub async fn read_document(&self, id: &str, actor: &Actor) -> Result<(DocumentView, Vec<u8>)> {

@@ -10,6 +10,13 @@ use crate::{jobs::runner, metrics::QueueGauges};
 impl Engine {
     /// The text of `GET /metrics`.
     pub async fn metrics_text(&self) -> Result<String> {
+        let gauges = self.queue_gauges().await?;
+        Ok(self.metrics.render(&gauges))
+    }
+
+    /// Every configured queue's jobs as the database has them (zeros when it has none):
+    /// the metrics and the console's queue page read these.
+    pub async fn queue_gauges(&self) -> Result<Vec<QueueGauges>> {
         let now = Utc::now().timestamp();
         let mut tx = self.db.read().await?;
         let counts = tx.queue_counts(now).await?;
@@ -30,7 +37,7 @@ impl Engine {
                 }
             })
             .collect();
-        Ok(self.metrics.render(&gauges))
+        Ok(gauges)
     }
 
     /// The queues with no live worker in any process (a worker is live when it beat

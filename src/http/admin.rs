@@ -87,7 +87,7 @@ pub async fn overdue(State(state): State<AppState>, Caller(actor): Caller) -> Re
     Ok(Json(state.engine.overdue(school.as_deref()).await?))
 }
 
-fn platform_admin(role: &Role) -> Result<(), ApiError> {
+pub(super) fn platform_admin(role: &Role) -> Result<(), ApiError> {
     if *role == Role::PlatformAdmin {
         Ok(())
     } else {

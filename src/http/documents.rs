@@ -52,9 +52,19 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (doc, bytes) = state.engine.read_document(&id, &actor).await?;
+    Ok(document_response(&doc, bytes, &headers))
+}
+
+/// A document's bytes as an answer: its type, a download name (PDFs as attachments,
+/// images inline), its hash as `ETag` (304 for a current copy), private caching.
+pub(super) fn document_response(
+    doc: &crate::engine::documents::DocumentView,
+    bytes: Vec<u8>,
+    headers: &HeaderMap,
+) -> Response {
     let etag = format!("\"{}\"", doc.sha256);
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-        return Ok(StatusCode::NOT_MODIFIED.into_response());
+        return StatusCode::NOT_MODIFIED.into_response();
     }
     let disposition = if doc.content_type == "application/pdf" {
         "attachment"
@@ -74,7 +84,7 @@ pub async fn get(
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    Ok(response)
+    response
 }
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded` (RFC 6266,
@@ -310,6 +320,7 @@ pub async fn verify(
     State(state): State<AppState>,
     client: Option<axum::Extension<super::server::ClientAddr>>,
     Path(number): Path<String>,
+    headers: HeaderMap,
     query: Result<Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let Query(q) = query.map_err(|_| {
@@ -325,7 +336,43 @@ pub async fn verify(
     if let Some(refused) = rate_limit(&state, "verify", client).await? {
         return Ok(refused);
     }
-    Ok(Json(state.engine.verify(&number, &q.code, q.v).await?).into_response())
+    let verification = state.engine.verify(&number, &q.code, q.v).await?;
+    if wants_html(&headers) {
+        return Ok(verify_page(&verification));
+    }
+    Ok(Json(verification).into_response())
+}
+
+/// Whether the client asks for a page (a phone's browser opening the QR code) rather than
+/// JSON: `text/html` in `Accept`, ahead of any JSON type.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let html = accept.find("text/html");
+    let json = accept.find("json");
+    html.is_some_and(|h| json.is_none_or(|j| h < j))
+}
+
+/// The verification as a page fit for a phone, the status in words beside its code.
+fn verify_page(v: &Verification) -> Response {
+    let status_zh = match v.status.as_deref() {
+        Some("pending") => "签署中，尚未生效",
+        Some("awaiting_review") => "待学校审核",
+        Some("returned") => "已被学校退回",
+        Some("in_force") => "有效",
+        Some("superseded") => "此份已被修改后的新版本取代",
+        Some("terminated") => "已解约",
+        Some("void") => "已作废",
+        _ => "",
+    };
+    super::console::page(
+        StatusCode::OK,
+        "verify.html",
+        None,
+        serde_json::json!({ "v": v, "status_zh": status_zh }),
+    )
 }
 
 /// Counts a request of the client to a verify operation (`what`) and answers `429` with

@@ -67,7 +67,9 @@ pub fn harden(router: Router, limits: Limits) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // A console page sets its own policy (its styles and script from 'self'); every
+        // other answer gets the API's.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
@@ -211,7 +213,8 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
-    if status.as_u16() < 400 || is_problem(&response) {
+    // A console page (HTML) is an answer of its own, with its messages in it.
+    if status.as_u16() < 400 || is_problem(&response) || is_page(&response) {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -235,6 +238,13 @@ fn is_problem(response: &Response) -> bool {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
+fn is_page(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
 }
 
 /// The problem for a status the server answered without one. A 4xx keeps the text it

@@ -5,6 +5,7 @@
 
 mod admin;
 mod cases;
+pub mod console;
 mod documents;
 pub mod edge;
 pub mod error;
@@ -111,6 +112,9 @@ pub fn router(state: AppState) -> Router {
     let limits = state.limits;
     let routes = Router::new()
         .nest("/api/v1", api)
+        .merge(console::router())
+        // The QR code's address for people: a page to a browser, JSON to a program.
+        .route("/verify/{number}", get(documents::verify))
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -12,7 +12,10 @@ use super::{
     error::{ApiError, Problem},
     extract::{Body, Caller, idempotency_key},
 };
-use crate::{domain::FieldError, engine::service::Idempotency};
+use crate::{
+    domain::FieldError,
+    engine::{Actor, service::Idempotency},
+};
 
 /// The most cases one bulk review takes.
 pub const MAX_BULK_CASES: usize = 500;
@@ -77,6 +80,23 @@ pub async fn bulk(
         input,
         cases,
     } = body.value;
+    let input = Value::Object(input.unwrap_or_default());
+    Ok(Json(
+        review_many(&state, &actor, &transition, &input, cases, key).await?,
+    ))
+}
+
+/// Fires `transition` with `input` on each case, each in its own transaction, after
+/// checking the list (1 to 500 cases, none empty, none twice). The API's bulk review and
+/// the console's both come here.
+pub(super) async fn review_many(
+    state: &AppState,
+    actor: &Actor,
+    transition: &str,
+    input: &Value,
+    cases: Vec<String>,
+    key: Option<String>,
+) -> Result<BulkReviewAnswer, ApiError> {
     let invalid = |zh: &str, en: &str| ApiError::invalid(vec![FieldError::new("range", zh, en).with_field("cases")]);
     if cases.is_empty() || cases.len() > MAX_BULK_CASES {
         return Err(invalid("须列出 1 到 500 个案件", "list 1 to 500 cases"));
@@ -96,7 +116,6 @@ pub async fn bulk(
             &format!("case {twice} is listed twice"),
         ));
     }
-    let input = Value::Object(input.unwrap_or_default());
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         // The key of each case's own request: the bulk key and the case.
@@ -108,7 +127,7 @@ pub async fn bulk(
                 &json!({ "input": input }),
             ),
         });
-        let result = match state.engine.fire(&actor, &case, &transition, &input, None, idem).await {
+        let result = match state.engine.fire(actor, &case, transition, input, None, idem).await {
             // Only successes are answered (and kept under a key); refusals are errors.
             Ok(answer) => BulkResult {
                 state: answer.body.get("state").and_then(Value::as_str).map(str::to_string),
@@ -128,9 +147,9 @@ pub async fn bulk(
         results.push(result);
     }
     let done = results.iter().filter(|r| r.outcome == "done").count();
-    Ok(Json(BulkReviewAnswer {
+    Ok(BulkReviewAnswer {
         refused: results.len() - done,
         done,
         results,
-    }))
+    })
 }

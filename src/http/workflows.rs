@@ -25,7 +25,7 @@ use crate::{
     },
 };
 
-fn platform_admin(actor: &Actor) -> Result<(), ApiError> {
+pub(super) fn platform_admin(actor: &Actor) -> Result<(), ApiError> {
     if actor.role == Role::PlatformAdmin {
         Ok(())
     } else {

@@ -150,6 +150,16 @@ impl Tx {
             .await)?)
     }
 
+    /// The renders that failed, most recent first (at most `limit`), for the console.
+    pub async fn failed_renders(&mut self, limit: i64) -> Result<Vec<RenderRow>> {
+        let sql = "SELECT case_id, slot, case_version, status, attempts, error, updated_at FROM renders
+                   WHERE status = 'failed' ORDER BY updated_at DESC, case_id LIMIT $1";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, RenderRow>(sql)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?)
+    }
+
     /// The next value of a named counter (1, 2, …), taken inside the transaction.
     pub async fn next_counter(&mut self, name: &str) -> Result<i64> {
         let sql = "INSERT INTO counters (name, value) VALUES ($1, 1)
