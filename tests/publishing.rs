@@ -615,8 +615,14 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
     assert_eq!(r.body["state"], "approved", "{}", r.body);
     let record = app.get("/api/v1/students/S1/destination", &admin).await;
     assert_eq!(record.body["unit_name"], "龙江软件有限公司", "{}", record.body);
+    // The student's destination is read by their college's staff, not another college's.
+    let r = app.get("/api/v1/students/S1/destination", &computing).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.get("/api/v1/students/S1/destination", &mechanical).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let history = app.case(&case, &admin).await.body["history"].to_string();
     assert!(history.contains("college_approve"), "{history}");
+    assert!(history.contains("学院老师"), "{history}");
 }
 
 on_both_backends!(a_college_level_review_declared_in_the_definition_works_end_to_end);
