@@ -52,13 +52,13 @@ def main():
     env = dict(os.environ, DATABASE_URL=url, GRADSIGN_JWT_SECRET=SECRET, GRADSIGN_DATA_DIR=data,
                GRADSIGN_LISTEN=f"127.0.0.1:{args.port}", GRADSIGN_WORKFLOWS_DIR=os.path.join(ROOT, "workflows"),
                GRADSIGN_TEMPLATES_DIR=os.path.join(ROOT, "templates"), GRADSIGN_WORKERS_DIR=os.path.join(ROOT, "workers"),
-               RUST_LOG="warn")
+               GRADSIGN_LOG="warn")
     server = subprocess.Popen([args.bin, "serve", "--no-workers"], env=env, cwd=ROOT)
     try:
         for _ in range(600):
             try:
                 c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                c.request("GET", "/readyz")
+                c.request("GET", "/healthz")
                 if c.getresponse().status == 200:
                     break
             except OSError:

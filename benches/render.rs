@@ -23,6 +23,7 @@ fn doc(seq: u64) -> AgreementDoc {
         number,
         preview: seq.is_multiple_of(2),
         data,
+        evidence: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn main() {
             number: number.clone(),
             preview,
             data: data(),
+            evidence: None,
         };
         let name = if preview { "preview" } else { "final" };
         match renderer.render(&doc, true) {

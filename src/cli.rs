@@ -57,6 +57,14 @@ enum Command {
         preview: bool,
         out: PathBuf,
     },
+    /// Check a PDF: whether it is a document the platform produced (its bytes are a stored
+    /// rendering of the case its evidence names) and whether that case's history was altered
+    /// since (the history chain recomputed from the database). Exits 0 when it is the
+    /// platform's and the history intact, 1 otherwise.
+    Verify {
+        /// The PDF to check (e.g. a downloaded 就业协议书).
+        file: PathBuf,
+    },
     /// Seed a demo school, students and employers, and print shell lines with a token for
     /// each person (`eval "$(gradsign demo)"`); running it again changes nothing.
     Demo,
@@ -190,6 +198,7 @@ pub fn main() -> ExitCode {
             preview,
             out,
         } => render(config, sample, case, preview, &out),
+        Command::Verify { file } => verify(config, &file),
         Command::Demo => demo(config),
         Command::MigrateBlobs => migrate_blobs(config),
         Command::Serve { no_workers } => run(config, true, !no_workers),
@@ -268,6 +277,52 @@ fn demo(config: Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("gradsign demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(config: Config, file: &std::path::Path) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let app = App::build(config, Arc::new(SystemClock)).await?;
+        let checked = app.engine.verify_document(&bytes).await;
+        app.engine.db.close().await;
+        anyhow::Ok(checked)
+    });
+    match result {
+        Ok(Ok(check)) => {
+            println!("{} / {}", check.number, check.slot);
+            println!("{}", check.message.zh);
+            println!("{}", check.message.en);
+            println!("{}", check.agreement.message.zh);
+            println!("{}", check.agreement.message.en);
+            if check.history_intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(Err(crate::engine::service::EngineError::Refused(crate::engine::Refusal::Invalid(errors)))) => {
+            for e in errors {
+                println!("{}", e.zh);
+                println!("{}", e.en);
+            }
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
             ExitCode::FAILURE
         }
     }
@@ -628,6 +683,7 @@ fn render(config: Config, sample: bool, case: Option<String>, preview: bool, out
                     verify_url: format!("{}/api/v1/verify/sample", config.base_url()),
                     preview,
                     data: crate::render::sample_data(),
+                    evidence: None,
                 };
                 r.render(&doc, true).map_err(|e| format!("{e}\n{}", e.message_zh()))
             })

@@ -17,6 +17,8 @@ on_both_backends!(
     the_school_date_appears_when_the_school_approves_not_when_it_returns,
     amended_terms_give_a_new_document_and_keep_the_old,
     a_late_render_of_an_older_version_marks_nothing_and_stores_nothing,
+    a_late_render_prints_the_same_bytes_as_an_on_time_one,
+    the_graduates_record_and_the_archive_recipient_print_by_name_on_their_pages,
 );
 
 async fn app(backend: Backend) -> Option<TestApp> {
@@ -412,4 +414,135 @@ async fn a_late_render_of_an_older_version_marks_nothing_and_stores_nothing(back
     };
     assert!(!tx.set_render(&failed).await.unwrap(), "a done render stays done");
     tx.commit().await.unwrap();
+}
+
+/// The stored PDF of a slot's current render.
+async fn current_pdf(app: &TestApp, case: &str, slot: &str) -> Vec<u8> {
+    let list = app
+        .get(&format!("/api/v1/cases/{case}/documents"), &app.admin())
+        .await
+        .body;
+    let doc = current_document(&list, slot, 0)
+        .unwrap_or_else(|| panic!("no {slot}: {list}"))
+        .clone();
+    let (status, pdf) = app.download(&doc, &app.admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    pdf
+}
+
+/// A render is of a case version: the preview asked for at confirmation and the final
+/// agreement asked for at approval come out byte for byte the same whether their jobs run
+/// at once or days later, after the case moved on (a termination was asked for, with a
+/// reason in the case data) — no later data, history, version or date gets in.
+async fn a_late_render_prints_the_same_bytes_as_an_on_time_one(backend: Backend) {
+    let Some(app) = support::spawn_app_with(backend, |c| c.workers = false).await else {
+        return;
+    };
+    app.seed().await;
+    let engine = app.app.engine.clone();
+    let case = submitted_case(&app, "S2").await;
+    let version = |r: &support::Reply| r.body["version"].as_i64().unwrap();
+    let confirmed = version(&app.case(&case, &app.admin()).await);
+
+    // The preview's job runs on time; what a render of that version gives is kept.
+    engine
+        .render_job(&case, "agreement_preview", confirmed, 3)
+        .await
+        .unwrap();
+    let preview_on_time = current_pdf(&app, &case, "agreement_preview").await;
+    let approved = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let approved = version(&approved);
+    let final_on_time = engine
+        .render_version(&case, "agreement", approved)
+        .await
+        .unwrap()
+        .expect("the final agreement renders")
+        .pdf;
+
+    // Days later the case has moved on, and only now does the final agreement's job run.
+    app.clock.advance(chrono::Duration::days(3));
+    let asked = app
+        .fire(
+            &case,
+            "request_termination",
+            &app.employer("E1"),
+            json!({ "termination": { "reason": "单位岗位调整" } }),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(version(&asked) > approved);
+    engine.render_job(&case, "agreement", approved, 3).await.unwrap();
+    let final_late = current_pdf(&app, &case, "agreement").await;
+    assert!(
+        final_late == final_on_time,
+        "the late final agreement differs from the on-time one"
+    );
+    let preview_late = engine
+        .render_version(&case, "agreement_preview", confirmed)
+        .await
+        .unwrap()
+        .expect("the preview renders")
+        .pdf;
+    assert!(
+        preview_late == preview_on_time,
+        "a late preview differs from the on-time one"
+    );
+    // And a render of the case now is another document (the versions differ).
+    let now = engine
+        .render_version(&case, "agreement", version(&asked))
+        .await
+        .unwrap()
+        .unwrap()
+        .pdf;
+    assert!(now != final_on_time);
+}
+
+/// The fields a school expects (REFERENCE.md §2): 院系, 学历, 学制, 培养方式, 政治面貌 and
+/// 毕业时间 on page 1, coded fields by name; the archive recipient's postcode, contact and
+/// phone on page 2 — read back from the rendered preview with pdftotext.
+async fn the_graduates_record_and_the_archive_recipient_print_by_name_on_their_pages(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let record = json!({ "school": support::SCHOOL, "name": "刘洋", "major": "计算机科学与技术",
+        "college": "计算机科学与技术学院", "education_level": "11", "study_years": "2.5",
+        "training_mode": "2", "political_status": "03", "graduation_date": "2027-06-30",
+        "email": "s4@students.example.edu.cn" });
+    let r = app.put("/api/v1/students/S4", &app.admin(), &record).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let invited = app.invite("E2", "S4").await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let case = invited.id();
+    let s4 = app.student("S4");
+    let files = json!({ "terms": { "archive_unit": "黑龙江省人才服务中心", "archive_address": "哈尔滨市南岗区中山路 1 号",
+        "archive_postcode": "150001", "archive_contact": "档案室 孙老师", "archive_phone": "0451-82600000",
+        "hukou_unit": "哈尔滨市公安局南岗分局", "hukou_address": "哈尔滨市南岗区学府路 2 号" } });
+    for (step, input) in [("view", json!({})), ("accept", files), ("confirm", json!({}))] {
+        let r = app.fire(&case, step, &s4, input).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let doc = current_document(&list, "agreement_preview", 0).unwrap().clone();
+    let (status, pdf) = app.download(&doc, &app.admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (Some(one), Some(two)) = (pdf_page_text(&pdf, 1), pdf_page_text(&pdf, 2)) else {
+        return;
+    };
+    for name in [
+        "计算机科学与技术学院",
+        "硕士生毕业",
+        "2.5年",
+        "培养方式定向",
+        "共青团员",
+        "2027-06-30",
+    ] {
+        assert!(one.contains(name), "page 1 lacks {name}: {one}");
+        assert!(!two.contains(name), "{name} on page 2");
+    }
+    // Names, not codes, beside their labels.
+    for coded in ["学历11", "培养方式2", "政治面貌03"] {
+        assert!(!one.contains(coded), "page 1 prints a code: {coded}");
+    }
+    for value in ["150001", "档案室孙老师", "0451-82600000"] {
+        assert!(two.contains(value), "page 2 lacks {value}: {two}");
+    }
 }

@@ -89,7 +89,7 @@ async fn an_invitation_mails_the_student_in_chinese_and_english(backend: Backend
             "{part}"
         );
         assert!(
-            part.contains(&format!("https://jy.example.edu.cn/cases/{case}")),
+            part.contains(&format!("https://jy.example.edu.cn/console/cases/{case}")),
             "{part}"
         );
     }
@@ -427,4 +427,95 @@ fn the_digest_schedule_fires_at_eight_in_shanghai_across_a_day_boundary() {
             .with_ymd_and_hms(2026, 11, 29, 8, 0, 0)
             .unwrap()
     );
+}
+
+on_both_backends!(every_link_in_the_mail_opens_the_case_in_the_console);
+
+/// Every address in a delivered message (text and HTML parts, `href`s included).
+fn links(message: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("http") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '\'' | '）' | ')'))
+            .unwrap_or(tail.len());
+        let link = &tail[..end];
+        if link.starts_with("http://") || link.starts_with("https://") {
+            out.push(link.to_string());
+        }
+        rest = &tail[end.max(4)..];
+    }
+    out
+}
+
+/// A case walked from the invitation through a return to the approval, and the reviewers'
+/// digest: every link of every message read back from the SMTP sink leads to the case's
+/// page in the console (`/console/cases/{id}`), the digest's list to the reviewer's inbox
+/// (`/console/inbox`) — never to an API path, which answers only to tokens.
+async fn every_link_in_the_mail_opens_the_case_in_the_console(backend: Backend) {
+    let Some((app, sink)) = app(backend).await else { return };
+    let case = submitted(&app, "S1").await;
+    let returned = app
+        .fire(
+            &case,
+            "return",
+            &app.reviewer(),
+            json!({ "review": { "reason": "请补充试用期工资" } }),
+        )
+        .await;
+    assert_eq!(returned.status, StatusCode::OK, "{}", returned.body);
+    let s1 = app.student("S1");
+    for step in ["resign", "confirm"] {
+        assert_eq!(
+            app.fire(&case, step, &s1, json!({})).await.status,
+            StatusCode::OK,
+            "{step}"
+        );
+    }
+    assert_eq!(app.app.engine.daily_digest().await.unwrap(), 1);
+    let approved = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    // Everything the case queued, delivered: compare the sink with the mail log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let expected = loop {
+        let log = app.app.engine.list_emails(None, None).await.unwrap();
+        let settled = log.iter().all(|m| m.status == "sent");
+        if settled && sink.count() >= log.len() {
+            break log.len();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "mail not delivered: {log:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mails = arrived(&sink, expected).await;
+    let templates: Vec<_> = app
+        .app
+        .engine
+        .list_emails(None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.template)
+        .collect();
+    for wanted in [
+        "invitation_received",
+        "agreement_confirmed",
+        "review_rejected",
+        "daily_digest",
+        "review_approved",
+    ] {
+        assert!(templates.iter().any(|t| t == wanted), "no {wanted}: {templates:?}");
+    }
+    let case_page = format!("https://jy.example.edu.cn/console/cases/{case}");
+    let inbox = "https://jy.example.edu.cn/console/inbox";
+    for (to, subject, text, html, _) in &mails {
+        let found: Vec<_> = links(text).into_iter().chain(links(html)).collect();
+        assert!(!found.is_empty(), "{subject} to {to} links nowhere:\n{text}");
+        for link in found {
+            assert!(
+                link == case_page || link == inbox,
+                "{subject} to {to} links {link}, not the console page of the case\n{text}"
+            );
+        }
+    }
 }

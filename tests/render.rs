@@ -30,6 +30,7 @@ fn doc(data: Value, preview: bool) -> AgreementDoc {
         number,
         preview,
         data,
+        evidence: None,
     }
 }
 
@@ -500,4 +501,53 @@ fn the_termination_certificate_is_one_page_with_both_parties_and_the_reason() {
         .render_template("agreement", 1, &doc(sample_data(), false), false)
         .unwrap_err();
     assert!(matches!(err, RenderError::PageCount { expected: 1, pages: 2 }), "{err}");
+}
+
+/// The longest values the definitions' forms allow (`max` of each field of
+/// workflows/*.toml), and long ones in the parties' records, wrap in their cells and still
+/// give two pages, each value on its page.
+#[test]
+fn the_longest_values_the_forms_allow_stay_on_two_pages() {
+    let long = |unit: &str, n: usize| unit.chars().cycle().take(n).collect::<String>();
+    let mut data = sample_data();
+    for (field, n) in [
+        ("position", 60),
+        ("work_place", 100),
+        ("salary", 60),
+        ("probation", 60),
+        ("liquidated_damages", 60),
+        ("archive_unit", 100),
+        ("archive_address", 200),
+        ("archive_contact", 30),
+        ("hukou_unit", 100),
+        ("hukou_address", 200),
+    ] {
+        data["terms"][field] = json!(long("黑龙江省哈尔滨市南岗区学府路人才服务中心", n));
+    }
+    data["terms"]["supplementary"] = json!(long("乙方考取全日制研究生的，可解除本协议，不承担违约责任。", 300));
+    for (field, n) in [("school", 30), ("college", 24), ("major", 30), ("origin", 60)] {
+        data["student"][field] = json!(long("哈尔滨北方理工大学机电工程学院", n));
+    }
+    data["employer"]["name"] = json!(long("哈尔滨松江智能装备有限公司", 100));
+    data["employer"]["address"] = json!(long("黑龙江省哈尔滨市南岗区学府路", 200));
+    let out = render(data.clone(), false, false);
+    if !poppler_installed() {
+        return;
+    }
+    assert_eq!(page_count(&out.pdf), 2);
+    // In the order the page draws them (a wrapped cell's lines stay together).
+    let text = |page: u32| -> String {
+        let p = page.to_string();
+        poppler("pdftotext", &["-raw", "-f", &p, "-l", &p], &out.pdf)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    let (one, two) = (text(1), text(2));
+    for (path, value) in strings_of(&data, &["employer", "student", "school"]) {
+        assert!(one.contains(&squash(&value)), "page 1 lacks {path}");
+    }
+    for (path, value) in strings_of(&data, &["terms"]) {
+        assert!(two.contains(&squash(&value)), "page 2 lacks {path}");
+    }
 }

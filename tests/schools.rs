@@ -18,6 +18,7 @@ on_both_backends!(
     lists_filter_search_sort_and_page_exactly,
     a_list_row_shows_the_unit_and_position_the_definition_maps,
     the_csv_export_reads_back_with_every_row_and_code,
+    a_case_list_exports_with_the_lists_filters_and_order,
 );
 
 async fn seeded(backend: Backend) -> Option<TestApp> {
@@ -642,6 +643,10 @@ async fn lists_filter_search_sort_and_page_exactly(backend: Backend) {
     assert_eq!(ids(&list("q=%E7%8E%8B").await), [l1.as_str(), l3.as_str()]); // 王
     assert_eq!(ids(&list("q=2022L4").await), [l4.as_str()]);
     assert_eq!(ids(&list("q=%25").await), Vec::<String>::new()); // a literal %
+    // Three characters or more (what a trigram index answers on PostgreSQL), and a
+    // student number in the other case.
+    assert_eq!(ids(&list("q=%E7%8E%8B%E8%8A%B3%E8%8A%B3").await), [l3.as_str()]); // 王芳芳
+    assert_eq!(ids(&list("q=2022l4").await), [l4.as_str()]);
     // College, and waiting longer than 2 days (everything but L1, sent just now).
     assert_eq!(
         ids(&list("college=%E6%9C%BA%E6%A2%B0%E5%AD%A6%E9%99%A2").await),
@@ -857,4 +862,114 @@ async fn a_list_row_shows_the_unit_and_position_the_definition_maps(backend: Bac
     let row = &list.body["cases"][0];
     assert_eq!(row["position"], "软件工程师", "{row}");
     assert_eq!(row["employer_name"], "龙江软件有限公司", "{row}");
+    // The employer's name finds the case too; another name finds nothing.
+    let found = app
+        .get("/api/v1/cases?q=%E9%BE%99%E6%B1%9F%E8%BD%AF%E4%BB%B6", &app.reviewer())
+        .await; // 龙江软件
+    assert_eq!(found.body["cases"][0]["id"], r.id().as_str(), "{}", found.body);
+    assert_eq!(found.body["cases"].as_array().map(Vec::len), Some(1), "{}", found.body);
+    let none = app
+        .get("/api/v1/cases?q=%E5%8C%97%E7%96%86%E7%94%B5%E5%8A%9B", &app.reviewer())
+        .await; // 北疆电力
+    assert_eq!(none.body["cases"], json!([]), "{}", none.body);
+}
+
+/// The case list export holds what the list shows, with the same filters and order, as
+/// CSV and as XLSX; paging a screen is refused; a student exports only their own cases.
+async fn a_case_list_exports_with_the_lists_filters_and_order(backend: Backend) {
+    let Some(app) = seeded(backend).await else { return };
+    sync(
+        &app,
+        &[
+            ("K1", "导出甲", "计算机学院"),
+            ("K2", "导出乙", "机械学院"),
+            ("K3", "导出丙", "机械学院"),
+        ],
+    )
+    .await;
+    let k1 = registration(&app, "K1", false).await;
+    app.clock.advance(chrono::Duration::hours(1));
+    let _draft = registration(&app, "K2", true).await;
+    app.clock.advance(chrono::Duration::hours(1));
+    let k3 = registration(&app, "K3", false).await;
+    let query = "state=submitted&sort=waiting";
+    let listed = app.get(&format!("/api/v1/cases?{query}"), &app.reviewer()).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let expected: Vec<Vec<String>> = listed.body["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            ["id", "state", "student_number", "student_name", "college"]
+                .iter()
+                .map(|k| c[*k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        expected.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        [k1.as_str(), k3.as_str()]
+    );
+    let columns = ["案件编号", "状态代码", "学号", "姓名", "院系"];
+
+    let download = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            resp.bytes().await.unwrap().to_vec()
+        }
+    };
+    let bytes = download(format!("/api/v1/exports/cases.csv?{query}"), app.reviewer()).await;
+    let text = std::str::from_utf8(&bytes)
+        .unwrap()
+        .strip_prefix('\u{feff}')
+        .expect("a byte-order mark");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let at: Vec<usize> = columns
+        .iter()
+        .map(|c| headers.iter().position(|h| h == c).expect(c))
+        .collect();
+    let csv_rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            at.iter().map(|i| r[*i].to_string()).collect()
+        })
+        .collect();
+    assert_eq!(csv_rows, expected);
+
+    let bytes = download(format!("/api/v1/exports/cases.xlsx?{query}"), app.reviewer()).await;
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).expect("an xlsx workbook");
+    let sheet = book.worksheet_range("案件").expect("the sheet");
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0], headers);
+    let xlsx_rows: Vec<Vec<String>> = cells[1..]
+        .iter()
+        .map(|r| at.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect())
+        .collect();
+    assert_eq!(xlsx_rows, expected);
+
+    // A student's export holds their own cases only.
+    let bytes = download("/api/v1/exports/cases.csv".into(), app.student("K3")).await;
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains(&k3) && !text.contains(&k1), "{text}");
+    // An export is not paged.
+    for bad in ["limit=10", "cursor=x"] {
+        let r = app
+            .get(&format!("/api/v1/exports/cases.csv?{bad}"), &app.reviewer())
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", r.body);
+    }
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     verification_says_what_the_agreement_is_now,
     an_unknown_number_and_a_wrong_code_answer_alike,
     verification_is_limited_per_address_and_per_minute,
+    a_pdf_is_checked_against_the_history_chain_and_a_foreign_one_refused,
 );
 
 async fn app(backend: Backend, per_minute: u32) -> Option<TestApp> {
@@ -172,4 +173,138 @@ async fn verification_is_limited_per_address_and_per_minute(backend: Backend) {
         verify(&app, "2026-10212-000001-A", "X", None).await.status,
         StatusCode::OK
     );
+}
+
+/// POSTs a file to `/api/v1/verify` as `application/pdf`.
+async fn check_pdf(app: &TestApp, pdf: &[u8]) -> support::Reply {
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/verify", app.base))
+        .header("content-type", "application/pdf")
+        .body(pdf.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    support::Reply { status, headers, body }
+}
+
+/// `gradsign verify FILE` against the test app's database: exit status and output.
+fn cli_verify(app: &TestApp, pdf: &[u8]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("协议书.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gradsign"));
+    command
+        .arg("verify")
+        .arg(&file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GRADSIGN_DATA_DIR", &app.app.config.data_dir)
+        .env("GRADSIGN_JWT_SECRET", support::TEST_SECRET)
+        .env("GRADSIGN_WORKERS", "false")
+        .env("GRADSIGN_LOG", "warn");
+    if let Some(url) = &app.app.config.database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Changes one stored history row behind the platform's back.
+async fn alter_history(app: &TestApp, case: &str, seq: i64) {
+    let sql = "UPDATE history SET actor_name = '另一个人' WHERE case_id = $1 AND seq = $2";
+    let done = match &app.app.engine.db {
+        gradsign::store::Db::Sqlite(p) => sqlx::query(sql)
+            .bind(case)
+            .bind(seq)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+        gradsign::store::Db::Postgres(p) => sqlx::query(sql)
+            .bind(case)
+            .bind(seq)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+    };
+    assert_eq!(done, 1);
+}
+
+/// The final agreement carries its case's history chain head (metadata and small print);
+/// the CLI and `POST /api/v1/verify` recompute the chain from the database and tell an
+/// untouched case from one whose history row was altered; a file the platform did not
+/// produce, or changed after, is refused.
+async fn a_pdf_is_checked_against_the_history_chain_and_a_foreign_one_refused(backend: Backend) {
+    let Some(app) = app(backend, 1000).await else { return };
+    let case = app.sign_online("E1", "S1").await;
+    let version = rendered_version(&app, &case, "agreement").await;
+    let list = app.wait_for_render(&case, "agreement", "done").await;
+    let (status, pdf) = app
+        .download(current_document(&list, "agreement", 0).unwrap(), &app.admin())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let evidence = gradsign::render::read_evidence(&pdf).expect("the agreement carries its evidence");
+    assert_eq!(evidence.case_version, version);
+    if let Some(page2) = support::pdf_page_text(&pdf, 2) {
+        assert!(page2.contains(&evidence.history_sha256), "small print: {page2}");
+    }
+
+    // Untouched: the platform's own file, the history intact.
+    let checked = check_pdf(&app, &pdf).await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    let b = &checked.body;
+    assert_eq!(
+        (b["history_intact"].as_bool(), b["slot"].as_str()),
+        (Some(true), Some("agreement")),
+        "{b}"
+    );
+    assert_eq!(b["agreement"]["status"], "in_force", "{b}");
+    assert!(b["message"]["zh"].as_str().unwrap().contains("未被改动"), "{b}");
+    let number = b["number"].as_str().unwrap().to_string();
+    let code = app.case(&case, &app.admin()).await.body["data"]["agreement"]["verification_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(verify(&app, &number, &code, None).await.body["history_intact"], true);
+    let (ok, out) = cli_verify(&app, &pdf);
+    assert!(ok && out.contains("未被改动") && out.contains("unaltered"), "{out}");
+
+    // A file the platform did not produce, or its file changed by one byte: refused.
+    let mut changed = pdf.clone();
+    changed.extend_from_slice(b"% changed\n");
+    for foreign in [support::pdf("别处的文件"), changed] {
+        let refused = check_pdf(&app, &foreign).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+        assert_eq!(refused.headers["content-type"], "application/problem+json");
+        assert_eq!(refused.body["errors"][0]["field"], "file", "{}", refused.body);
+        assert!(refused.body["detail_zh"].as_str().is_some(), "{}", refused.body);
+        let (ok, out) = cli_verify(&app, &foreign);
+        assert!(!ok && out.contains("不是本平台生成"), "{out}");
+    }
+
+    // One history row altered in the database: the chain no longer holds.
+    alter_history(&app, &case, 2).await;
+    let checked = check_pdf(&app, &pdf).await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    let b = &checked.body;
+    assert_eq!(
+        (b["history_intact"].as_bool(), b["altered_at"].as_i64()),
+        (Some(false), Some(2)),
+        "{b}"
+    );
+    assert!(b["message"]["en"].as_str().unwrap().contains("altered"), "{b}");
+    assert_eq!(verify(&app, &number, &code, None).await.body["history_intact"], false);
+    let (ok, out) = cli_verify(&app, &pdf);
+    assert!(!ok && out.contains("已被改动"), "{out}");
 }

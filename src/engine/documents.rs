@@ -121,6 +121,10 @@ pub struct Verification {
     /// The day the termination took effect (Asia/Shanghai), for a terminated agreement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terminated_on: Option<String>,
+    /// Whether the case's stored history still hashes to its chain (every entry to its
+    /// stored hash, none missing); `false` when a row was altered behind the platform's back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_intact: Option<bool>,
 }
 
 /// A file someone uploads, already checked for type and size by the caller.
@@ -136,26 +140,16 @@ impl Engine {
         Blobs::new(self.settings.data_dir.join("blobs"))
     }
 
-    /// The render job: renders the case as it is now if `case_version` is still the
-    /// latest request for the slot. Returns `Err` to have the job retried.
+    /// The render job: renders the case as it was at `case_version` (its data and history
+    /// up to that version, so a late job stores what an on-time one would have) if that is
+    /// still the latest request for the slot. Returns `Err` to have the job retried.
     pub async fn render_job(&self, case_id: &str, slot: &str, case_version: i64, max_attempts: usize) -> Result<()> {
         let mut tx = self.db.read().await?;
         let current = tx.renders(case_id).await?.into_iter().find(|r| r.slot == slot);
         let Some(current) = current.filter(|r| r.case_version == case_version && r.status != "done") else {
             return Ok(()); // a newer render was asked for, or this one is done
         };
-        let row = tx.case(case_id).await?.ok_or_else(|| EngineError::NotFound {
-            what: "case",
-            id: case_id.into(),
-        })?;
-        let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
-        let rule = def.document(slot);
-        let Some(template) = rule.as_ref().and_then(|r| r.template.clone()) else {
-            return Err(StoreError::Corrupt(format!("slot {slot} of {} has no template", def.name)).into());
-        };
-        let doc = self
-            .agreement_doc(&mut tx, &row, template.preview, case_version)
-            .await?;
+        let (row, title, template, doc) = self.render_input(&mut tx, case_id, slot, case_version).await?;
         tx.rollback().await?;
         let renderer = self
             .renderer
@@ -165,7 +159,6 @@ impl Engine {
             tokio::task::spawn_blocking(move || renderer.render_template(&template.name, template.pages, &doc, true))
                 .await
                 .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
-        let title = rule.map(|r| r.title).unwrap_or_else(|| slot.to_string());
         let attempts = current.attempts + 1;
         match rendered {
             Ok(out) => self.store_render(&row, slot, &title, case_version, out, attempts).await,
@@ -194,6 +187,47 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// What a render of `slot` at case version `version` is made of: the case, the slot's
+    /// title, its template and the document (the case as it was at that version).
+    async fn render_input(
+        &self,
+        tx: &mut crate::store::Tx,
+        case_id: &str,
+        slot: &str,
+        version: i64,
+    ) -> Result<(crate::store::CaseRow, String, crate::definition::Template, AgreementDoc)> {
+        let row = tx.case(case_id).await?.ok_or_else(|| EngineError::NotFound {
+            what: "case",
+            id: case_id.into(),
+        })?;
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let rule = def.document(slot);
+        let Some(template) = rule.as_ref().and_then(|r| r.template.clone()) else {
+            return Err(StoreError::Corrupt(format!("slot {slot} of {} has no template", def.name)).into());
+        };
+        let doc = self.agreement_doc(tx, &row, template.preview, version).await?;
+        let title = rule.map(|r| r.title).unwrap_or_else(|| slot.to_string());
+        Ok((row, title, template, doc))
+    }
+
+    /// Renders `slot` of a case as it was at `version`, storing nothing: what the render
+    /// job for that version stores, whenever it runs.
+    pub async fn render_version(
+        &self,
+        case_id: &str,
+        slot: &str,
+        version: i64,
+    ) -> Result<std::result::Result<crate::render::Rendered, RenderError>> {
+        let mut tx = self.db.read().await?;
+        let (_, _, template, doc) = self.render_input(&mut tx, case_id, slot, version).await?;
+        tx.rollback().await?;
+        let renderer = self
+            .renderer
+            .get()
+            .map_err(|e| StoreError::Corrupt(format!("the document templates cannot load: {e}")))?;
+        Ok(renderer.render_template(&template.name, template.pages, &doc, true))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -299,7 +333,18 @@ impl Engine {
         preview: bool,
         version: i64,
     ) -> Result<AgreementDoc> {
-        let data = row.data_json()?;
+        // The case as it was at `version`: a late job renders what an on-time one would
+        // have (the data that version left, the history up to it, its dates), byte for byte.
+        let mut history = tx.history(&row.id).await?;
+        history.retain(|h| h.seq <= version);
+        let at_version = history.iter().find(|h| h.seq == version);
+        let data = match at_version.and_then(|h| h.data.as_deref()) {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| StoreError::Corrupt(format!("case {} data at version {version}: {e}", row.id)))?,
+            // Rows from before the history kept the data: the case as it is now.
+            None => row.data_json()?,
+        };
+        let chain_head = at_version.and_then(|h| h.hash.clone());
         let parties = self.parties_of(tx, row).await?;
         let overlay = |party: &Value, key: &str| {
             let mut out = party.as_object().cloned().unwrap_or_default();
@@ -308,10 +353,8 @@ impl Engine {
             }
             Value::Object(out)
         };
-        // The signing record of the version the render was asked for: a late job does not
-        // print what happened after it (an approval into a preview made at confirmation).
-        let mut history = tx.history(&row.id).await?;
-        history.retain(|h| h.seq <= version);
+        // The signing record is the history up to that version: a late job does not print
+        // what happened after it (an approval into a preview made at confirmation).
         let def = self.definition_of(tx, &row.workflow_hash).await?;
         let in_force = |state: Option<&str>| {
             state
@@ -366,7 +409,7 @@ impl Engine {
             // The synced record holds the school's id; the agreement prints its name.
             student["school"] = json!(name(&parties.school));
         }
-        doc_data.insert("student".into(), student);
+        doc_data.insert("student".into(), student_with_code_names(student));
         doc_data.insert("school".into(), overlay(&parties.school, "school"));
         doc_data.insert("terms".into(), data.get("terms").cloned().unwrap_or(json!({})));
         doc_data.insert("signing".into(), Value::Array(signing));
@@ -386,15 +429,22 @@ impl Engine {
             .to_string();
         // `v` names this copy, so a scan can tell whether it was superseded by an amendment.
         let verify_url = format!(
-            "{}/api/v1/verify/{number}?code={code}&v={}",
-            self.settings.base_url, row.version
+            "{}/api/v1/verify/{number}?code={code}&v={version}",
+            self.settings.base_url
         );
+        // The chain head at this version: the evidence the document carries.
+        let evidence = chain_head.map(|history_sha256| crate::render::Evidence {
+            number: number.clone(),
+            case_version: version,
+            history_sha256,
+        });
         Ok(AgreementDoc {
             number,
             verification_code: code,
             verify_url,
             preview,
             data: Value::Object(doc_data),
+            evidence,
         })
     }
 
@@ -638,6 +688,7 @@ impl Engine {
             },
             in_force: None,
             terminated_on: None,
+            history_intact: None,
         };
         let Some((case_id, expected, issued_at)) = found else {
             return Ok(not_genuine);
@@ -706,6 +757,9 @@ impl Engine {
             since: Some(since),
             in_force: Some(status == AgreementStatus::InForce && superseded_at.is_none()),
             terminated_on: (status == AgreementStatus::Terminated).then(|| day(row.state_entered_at)),
+            history_intact: Some(
+                crate::store::first_altered(&history).is_none() && history.last().map(|h| h.seq) == Some(row.version),
+            ),
         })
     }
 }
@@ -757,6 +811,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// (`31` → 国有企业, `C` → 制造业), 所在地 as its province's name beside the code
 /// (`230103` → 黑龙江省 230103). A value not in its list prints as it is.
 fn with_code_names(mut employer: Value) -> Value {
+    named(&mut employer, &[("nature", "unit_nature"), ("industry", "industry")]);
     let reference = crate::domain::Reference::builtin();
     let name = |list: &str, code: &str| {
         reference
@@ -764,11 +819,6 @@ fn with_code_names(mut employer: Value) -> Value {
             .and_then(|l| l.lookup(code))
             .map(|e| e.name_zh.clone())
     };
-    for (field, list) in [("nature", "unit_nature"), ("industry", "industry")] {
-        if let Some(named) = employer.get(field).and_then(Value::as_str).and_then(|c| name(list, c)) {
-            employer[field] = json!(named);
-        }
-    }
     if let Some(code) = employer.get("location").and_then(Value::as_str).map(str::to_string)
         && code.len() == 6
         && let Some(province) = code.get(..2).and_then(|p| name("province", p))
@@ -776,6 +826,42 @@ fn with_code_names(mut employer: Value) -> Value {
         employer["location"] = json!(format!("{province} {code}"));
     }
     employer
+}
+
+/// Replaces each coded field of a record by its name from its code list (`("political_status",
+/// "political_status")`: `03` → 共青团员); a value not in its list stays as it is.
+fn named(record: &mut Value, fields: &[(&str, &str)]) {
+    let reference = crate::domain::Reference::builtin();
+    for (field, list) in fields {
+        let name = record
+            .get(*field)
+            .and_then(Value::as_str)
+            .and_then(|code| reference.code_list(list)?.lookup(code))
+            .map(|e| e.name_zh.clone());
+        if let Some(name) = name {
+            record[*field] = json!(name);
+        }
+    }
+}
+
+/// The graduate's coded fields as the agreement prints them: 学历, 培养方式 and 政治面貌 by
+/// name, 学制 in years (`4` → `4 年`).
+fn student_with_code_names(mut student: Value) -> Value {
+    named(
+        &mut student,
+        &[
+            ("education_level", "education_level"),
+            ("training_mode", "training_mode"),
+            ("political_status", "political_status"),
+        ],
+    );
+    if let Some(years) = student.get("study_years").and_then(Value::as_str)
+        && !years.is_empty()
+        && years.parse::<f64>().is_ok()
+    {
+        student["study_years"] = json!(format!("{years} 年"));
+    }
+    student
 }
 
 fn may_read(def: &crate::definition::Definition, state: &str, slot: &str, actor: &Actor) -> bool {

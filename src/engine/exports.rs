@@ -1,12 +1,14 @@
 //! Exports for the Ministry's reporting: every graduate with the destination record in
 //! force, in the columns and codes of the national graduate employment system
-//! (REFERENCE.md §1–§3), a page at a time so a province-wide export is never held whole.
+//! (REFERENCE.md §1–§3), a page at a time so a province-wide export is never held whole;
+//! and case lists, a row as the review inbox shows it.
 
 use serde_json::Value;
 
 use super::{
     service::{Engine, Result},
     shown_as,
+    view::CaseSummary,
 };
 use crate::{
     domain::Reference,
@@ -40,38 +42,100 @@ pub const DESTINATION_COLUMNS: [&str; 23] = [
     "审核时间",
 ];
 
-impl Engine {
-    /// The whole export as an XLSX workbook (one sheet, 毕业去向), read a page at a time;
-    /// rows go to the writer's temporary files as they come, so only the compressed
-    /// workbook is held at the end.
-    pub async fn destinations_xlsx(&self, mut filter: ExportFilter) -> Result<Vec<u8>> {
-        let xlsx_error = |e: rust_xlsxwriter::XlsxError| StoreError::Corrupt(format!("the xlsx writer failed: {e}"));
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
-        sheet.set_name("毕业去向").map_err(xlsx_error)?;
-        for (col, name) in DESTINATION_COLUMNS.iter().enumerate() {
-            sheet.write_string(0, col as u16, *name).map_err(xlsx_error)?;
-        }
-        let mut row = 1u32;
-        loop {
-            let (lines, last) = self.export_page(&filter).await?;
-            for line in &lines {
-                for (col, value) in line.iter().enumerate() {
-                    if !value.is_empty() {
-                        // Codes stay text (`01`, `230103`), as the Ministry's columns are.
-                        sheet.write_string(row, col as u16, value).map_err(xlsx_error)?;
-                    }
-                }
-                row += 1;
-            }
-            match last {
-                Some(after) => filter.after = Some(after),
-                None => break,
-            }
-        }
-        Ok(workbook.save_to_buffer().map_err(xlsx_error)?)
-    }
+/// The columns of a case list export: what a row of the review inbox shows.
+pub const CASE_COLUMNS: [&str; 13] = [
+    "案件编号",
+    "流程",
+    "状态代码",
+    "状态",
+    "学号",
+    "姓名",
+    "院系",
+    "单位名称",
+    "职位",
+    "学校代码",
+    "截止时间",
+    "进入当前状态时间",
+    "最后更新时间",
+];
 
+/// A case list row as a line of [`CASE_COLUMNS`]; times in Beijing time.
+pub fn case_line(c: &CaseSummary) -> Vec<String> {
+    let time = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| beijing(t.with_timezone(&chrono::Utc)))
+            .unwrap_or_default()
+    };
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    vec![
+        c.id.clone(),
+        c.workflow_title.clone(),
+        c.state.clone(),
+        c.state_title.clone(),
+        text(&c.student_number),
+        text(&c.student_name),
+        text(&c.college),
+        text(&c.employer_name),
+        text(&c.position),
+        c.school_id.clone(),
+        c.deadline.as_deref().map(time).unwrap_or_default(),
+        time(&c.waiting_since),
+        time(&c.updated_at),
+    ]
+}
+
+/// A moment as an export writes it: Beijing time to the minute.
+fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// An export as an XLSX workbook of one sheet, `columns` then the lines of each page as
+/// they come, every cell text (codes keep their leading zeros). Rows go to the writer's
+/// temporary files and the workbook to a temporary file, already unlinked when it is
+/// returned: nothing of a province-wide export is held in memory, and nothing stays on
+/// disk once the file is closed.
+pub async fn xlsx_file(
+    sheet_name: &str,
+    columns: &[&str],
+    pages: impl futures::Stream<Item = Result<Vec<Vec<String>>>>,
+) -> Result<std::fs::File> {
+    let xlsx_error = |e: rust_xlsxwriter::XlsxError| StoreError::Export(format!("the xlsx writer failed: {e}"));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
+    sheet.set_name(sheet_name).map_err(xlsx_error)?;
+    for (col, name) in columns.iter().enumerate() {
+        sheet.write_string(0, col as u16, *name).map_err(xlsx_error)?;
+    }
+    let mut row = 1u32;
+    let mut pages = std::pin::pin!(pages);
+    while let Some(lines) = futures::StreamExt::next(&mut pages).await {
+        for line in lines? {
+            for (col, value) in line.iter().enumerate() {
+                if !value.is_empty() {
+                    sheet.write_string(row, col as u16, value).map_err(xlsx_error)?;
+                }
+            }
+            row += 1;
+        }
+    }
+    let path = std::env::temp_dir().join(format!("gradsign-export-{}.xlsx", uuid::Uuid::now_v7()));
+    let file = tokio::task::spawn_blocking(move || -> std::result::Result<std::fs::File, StoreError> {
+        let saved = workbook.save(&path).map_err(xlsx_error);
+        let file = saved.and_then(|()| {
+            std::fs::File::open(&path).map_err(|e| StoreError::Export(format!("the workbook file: {e}")))
+        });
+        // Unlinked at once: the open file stays readable until it is closed.
+        let _ = std::fs::remove_file(&path);
+        file
+    })
+    .await
+    .map_err(|e| StoreError::Export(format!("the xlsx writer stopped: {e}")))??;
+    Ok(file)
+}
+
+impl Engine {
     /// One page of the export (at most `filter.limit` graduates, after `filter.after`),
     /// as lines of [`DESTINATION_COLUMNS`], and the id to continue after.
     pub async fn export_page(&self, filter: &ExportFilter) -> Result<(Vec<Vec<String>>, Option<String>)> {
@@ -121,15 +185,7 @@ fn line(row: &ExportRow) -> Vec<String> {
         .as_deref()
         .map(|label| shown_as(label, row.approver_sub.as_deref(), row.approver_name.as_deref()))
         .unwrap_or_default();
-    let approved = row
-        .approved_at
-        .map(|ms| {
-            from_millis(ms)
-                .with_timezone(&chrono_tz::Asia::Shanghai)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default();
+    let approved = row.approved_at.map(|ms| beijing(from_millis(ms))).unwrap_or_default();
     // Codes as the lists keep them, whichever spelling a party record holds.
     let coded = |list: &str, value: String| {
         reference

@@ -10,6 +10,7 @@
 
 pub mod documents;
 pub mod effects;
+pub mod evidence;
 pub mod exports;
 mod expr;
 pub mod health;

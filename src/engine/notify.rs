@@ -121,6 +121,12 @@ impl Engine {
         })
     }
 
+    /// Where a mail's reader opens the case: its page in the console, which signs the
+    /// reader in first. Mail links nowhere else (the API answers only to tokens).
+    fn console_case_url(&self, case_id: &str) -> String {
+        format!("{}/console/cases/{case_id}", self.settings.base_url)
+    }
+
     /// The facts every template may use, from the case as it is now.
     async fn mail_context(
         &self,
@@ -134,10 +140,7 @@ impl Engine {
         let employer_name = parties.employer_name(&def.destination_record.unit, data);
         let mut ctx = Map::new();
         ctx.insert("case_id".into(), json!(row.id));
-        ctx.insert(
-            "case_url".into(),
-            json!(format!("{}/cases/{}", self.settings.base_url, row.id)),
-        );
+        ctx.insert("case_url".into(), json!(self.console_case_url(&row.id)));
         ctx.insert("workflow_title".into(), json!(def.title));
         ctx.insert("student_name".into(), json!(name(&parties.student)));
         if !employer_name.is_empty() {
@@ -443,7 +446,7 @@ impl Engine {
                     .map(|p| p.name)
                     .unwrap_or_default();
                 list.push(json!({ "student_name": student, "workflow_title": def.title, "waiting_since": local(from_millis(row.state_entered_at)),
-                    "case_url": format!("{}/cases/{}", self.settings.base_url, row.id) }));
+                    "case_url": self.console_case_url(&row.id) }));
             }
             let (first, def) = &cases[0];
             let data = first.data_json()?;
@@ -454,7 +457,7 @@ impl Engine {
                     .map(|p| p.name)
                     .unwrap_or_default();
                 let ctx = json!({ "recipient_name": r.name, "school_name": school_name, "count": cases.len(), "cases": list, "date": today,
-                    "queue_url": format!("{}/reviews", self.settings.base_url), "workflow_title": def.title });
+                    "queue_url": format!("{}/console/inbox", self.settings.base_url), "workflow_title": def.title });
                 self.queue_one(
                     &mut tx,
                     None,

@@ -448,6 +448,8 @@ impl Engine {
                 .then(|| serde_json::to_string(&outcome.changes).expect("changes serialise")),
             actor_sub: actor.person.as_ref().map(|p| p.sub.clone()),
             actor_name: actor.person.as_ref().and_then(|p| p.name.clone()),
+            data: Some(row.data.clone()),
+            hash: None,
         })
         .await?;
         for key in &outcome.release {

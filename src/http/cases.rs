@@ -211,6 +211,21 @@ pub async fn list(
                 .with_field("limit"),
         ]));
     }
+    // One more than asked: whether there is a next page.
+    let filter = case_filter(&state, q, limit + 1)?;
+    let by_waiting = filter.by_waiting;
+    let mut cases = state.engine.list(&actor, filter).await?;
+    let next_cursor = if cases.len() as i64 > limit {
+        cases.truncate(limit as usize);
+        cases.last().map(|c| cursor_after(c, by_waiting))
+    } else {
+        None
+    };
+    Ok(Json(CaseList { cases, next_cursor }))
+}
+
+/// What a list query asks for, checked: the filters, the sort and where to start.
+pub(super) fn case_filter(state: &AppState, q: ListQuery, limit: i64) -> Result<CaseFilter, ApiError> {
     let by_waiting = q.sort == Some(ListSort::Waiting);
     let bad = |field: &str, zh: &str, en: &str| {
         ApiError::invalid(vec![crate::domain::FieldError::new("format", zh, en).with_field(field)])
@@ -234,7 +249,7 @@ pub async fn list(
         Some(days) if (0..=3650).contains(&days) => Some(crate::store::millis(state.engine.now()) - days * 86_400_000),
         Some(_) => return Err(bad("waiting_days", "天数须在 0 到 3650 之间", "must be 0 to 3650")),
     };
-    let filter = CaseFilter {
+    Ok(CaseFilter {
         workflow: q.workflow,
         states: q
             .state
@@ -253,25 +268,27 @@ pub async fn list(
         entered_before,
         by_waiting,
         after,
-        limit: limit + 1,
-    };
-    let mut cases = state.engine.list(&actor, filter).await?;
-    let next_cursor = if cases.len() as i64 > limit {
-        cases.truncate(limit as usize);
-        cases.last().map(|c| {
-            if by_waiting {
-                let at = chrono::DateTime::parse_from_rfc3339(&c.waiting_since)
-                    .map(|t| t.timestamp_millis())
-                    .unwrap_or_default();
-                format!("{at}.{}", c.id)
-            } else {
-                c.id.clone()
-            }
-        })
-    } else {
-        None
-    };
-    Ok(Json(CaseList { cases, next_cursor }))
+        limit,
+    })
+}
+
+/// Where the page after `last` starts, in the filter's order: its time in its state
+/// (longest waiting first) and its id.
+pub(super) fn resume_after(last: &CaseSummary, by_waiting: bool) -> (Option<i64>, String) {
+    let at = by_waiting.then(|| {
+        chrono::DateTime::parse_from_rfc3339(&last.waiting_since)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    });
+    (at, last.id.clone())
+}
+
+/// [`resume_after`] as the `cursor` a client passes back.
+fn cursor_after(last: &CaseSummary, by_waiting: bool) -> String {
+    match resume_after(last, by_waiting) {
+        (Some(at), id) => format!("{at}.{id}"),
+        (None, id) => id,
+    }
 }
 
 /// Fire a transition. `If-Match` with the case version refuses a stale write (412).

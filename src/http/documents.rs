@@ -322,24 +322,71 @@ pub async fn verify(
             .with_field("code"),
         ])
     })?;
+    if let Some(refused) = rate_limit(&state, client).await? {
+        return Ok(refused);
+    }
+    Ok(Json(state.engine.verify(&number, &q.code, q.v).await?).into_response())
+}
+
+/// Counts a verification of the client and answers `429` with `Retry-After` when it made
+/// more than `GRADSIGN_VERIFY_PER_MINUTE` this minute (both verify operations share it).
+async fn rate_limit(
+    state: &AppState,
+    client: Option<axum::Extension<super::server::ClientAddr>>,
+) -> Result<Option<Response>, ApiError> {
     let client = client.map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
-    if let Some(wait) = state
+    let Some(wait) = state
         .engine
         .rate_limited("verify", &client, state.verify_per_minute)
         .await?
-    {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            format!("too many verifications from this address; try again in {wait} s"),
-            format!("核验过于频繁，请 {wait} 秒后再试"),
-        )
-        .with_extra(serde_json::json!({ "retry_after": wait }))
-        .into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
-        return Ok(response);
+    else {
+        return Ok(None);
+    };
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        format!("too many verifications from this address; try again in {wait} s"),
+        format!("核验过于频繁，请 {wait} 秒后再试"),
+    )
+    .with_extra(serde_json::json!({ "retry_after": wait }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
+    Ok(Some(response))
+}
+
+/// Whether a PDF is a document the platform produced and whether its case's history was
+/// altered since (no login): the file's evidence (its metadata) names the agreement and
+/// version, its bytes must be a stored rendering of them, and the history chain is
+/// recomputed from the database. A file the platform did not produce is refused (422).
+/// Limited per client address with `GET /api/v1/verify/{number}`.
+#[utoipa::path(post, path = "/api/v1/verify", operation_id = "verify_document", tag = "documents",
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the PDF to check"),
+    responses((status = 200, body = crate::engine::evidence::DocumentCheck, description = "the platform produced this file; whether the history is intact, and what the agreement is now"),
+        (status = 422, body = Problem, description = "not a document the platform produced, or changed after", content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "too many verifications from this address this minute; `Retry-After` says when to try again",
+            headers(("Retry-After" = u64, description = "seconds to wait")))))]
+pub async fn verify_document(
+    State(state): State<AppState>,
+    client: Option<axum::Extension<super::server::ClientAddr>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    if declared.is_some_and(|t| t != "application/pdf" && t != "application/octet-stream") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the PDF itself as application/pdf",
+            "请以 application/pdf 提交 PDF 文件本身",
+        ));
     }
-    Ok(Json(state.engine.verify(&number, &q.code, q.v).await?).into_response())
+    if let Some(refused) = rate_limit(&state, client).await? {
+        return Ok(refused);
+    }
+    Ok(Json(state.engine.verify_document(&body).await?).into_response())
 }

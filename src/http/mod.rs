@@ -80,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/documents/{id}", get(documents::get))
         .route("/verify/{number}", get(documents::verify))
+        .route(
+            "/verify",
+            post(documents::verify_document).layer(DefaultBodyLimit::max(state.max_upload_bytes)),
+        )
         .route("/emails", get(admin::emails))
         .route("/emails/{id}/resend", post(admin::resend))
         .route("/reviews/overdue", get(admin::overdue))
@@ -98,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/statistics/destinations", get(statistics::destinations))
         .route("/exports/destinations.csv", get(exports::destinations_csv))
         .route("/exports/destinations.xlsx", get(exports::destinations_xlsx))
+        .route("/exports/cases.csv", get(exports::cases_csv))
+        .route("/exports/cases.xlsx", get(exports::cases_xlsx))
         .route(
             "/reference/destination-categories",
             get(reference::destination_categories),

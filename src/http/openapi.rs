@@ -20,10 +20,11 @@ use super::{admin, cases, documents, error, exports, parties, reference, reviews
 #[openapi(
     info(title = "gradsign", description = "Graduate employment signing and destination registration: cases, transitions and reference data."),
     paths(cases::start, cases::get, cases::list, cases::fire, parties::put_school, parties::put_student, parties::put_students, parties::list_students, parties::put_employer, parties::destination, parties::destinations,
-        documents::list, documents::get, documents::upload, documents::verify, admin::emails, admin::resend, admin::overdue,
+        documents::list, documents::get, documents::upload, documents::verify, documents::verify_document, admin::emails, admin::resend, admin::overdue,
         reference::destination_categories, workflows::list, workflows::audit, workflows::publish, workflows::versions, workflows::source,
         workflows::graph, workflows::activate, workflows::impact, workflows::migrate, super::readyz, super::metrics,
-        statistics::destinations, reviews::bulk, exports::destinations_csv, exports::destinations_xlsx),
+        statistics::destinations, reviews::bulk, exports::destinations_csv, exports::destinations_xlsx,
+        exports::cases_csv, exports::cases_xlsx),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "cases", description = "start, read, list and advance cases"), (name = "parties", description = "reference data synced by the platform"), (name = "documents", description = "agreements, uploads and verification"), (name = "admin", description = "mail log and overdue reviews"), (name = "reference", description = "destination categories and code lists"), (name = "workflows", description = "publishing and activating workflow versions, and their audit"), (name = "operations", description = "readiness and metrics for operators"), (name = "statistics", description = "destination statistics (毕业去向落实率)"))

@@ -102,6 +102,61 @@ pub struct AgreementDoc {
     /// Adds the 预览 / PREVIEW watermark to every page.
     pub preview: bool,
     pub data: serde_json::Value,
+    /// Where the document came from, for whoever holds it when the database is gone.
+    pub evidence: Option<Evidence>,
+}
+
+/// The evidence a rendered document carries: in small print on the page (the template's
+/// footer) and in the PDF's metadata (its keywords, also in the XMP packet), where
+/// [`read_evidence`] finds it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The agreement number (the meta's `number`).
+    pub number: String,
+    /// The case version the document was rendered from.
+    pub case_version: i64,
+    /// The SHA-256 (hex) of the case's history chain at that version.
+    pub history_sha256: String,
+}
+
+impl Evidence {
+    const PREFIX: &str = "gradsign-evidence";
+
+    /// The metadata keyword: `gradsign-evidence number=… version=… history-sha256=…`.
+    pub fn keyword(&self) -> String {
+        format!(
+            "{} number={} version={} history-sha256={}",
+            Self::PREFIX,
+            self.number,
+            self.case_version,
+            self.history_sha256
+        )
+    }
+}
+
+/// The evidence in a PDF's metadata, if a render of this platform wrote it there.
+pub fn read_evidence(pdf: &[u8]) -> Option<Evidence> {
+    let prefix = Evidence::PREFIX.as_bytes();
+    let at = pdf.windows(prefix.len()).position(|w| w == prefix)?;
+    // The keyword is ASCII up to the end of its PDF string or XML element.
+    let rest = &pdf[at..];
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b')' | b'<' | b',') || !b.is_ascii() || b.is_ascii_control())
+        .unwrap_or(rest.len());
+    let text = std::str::from_utf8(&rest[..end]).ok()?;
+    let value = |key: &str| {
+        text.split(' ')
+            .find_map(|part| part.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let history_sha256 = value("history-sha256")?;
+    (history_sha256.len() == 64 && history_sha256.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    Some(Evidence {
+        number: value("number")?,
+        case_version: value("version")?.parse().ok()?,
+        history_sha256,
+    })
 }
 
 /// A rendered agreement.
@@ -158,8 +213,13 @@ impl Renderer {
             rayon::join(|| qr.png().is_ok(), || compile(&world)).1
         };
         qr.into_result()?; // a QR code that cannot be made is the cause of any template error
-        let document = document?;
+        let mut document = document?;
         glyphs::check_glyphs(&document, &doc.data)?;
+        if let Some(evidence) = &doc.evidence {
+            // Set after layout, not by a `set document` rule: document data in a set rule
+            // would cost typst its layout cache (see the template's "Speed" comment).
+            document.info_mut().keywords.push(evidence.keyword().into());
+        }
         if document.pages().len() != pages {
             return Err(RenderError::PageCount {
                 expected: pages,
@@ -243,6 +303,7 @@ fn input_json(doc: &AgreementDoc) -> Vec<u8> {
             "verification_code": doc.verification_code,
             "verify_url": doc.verify_url,
             "preview": doc.preview,
+            "history_sha256": doc.evidence.as_ref().map(|e| e.history_sha256.as_str()),
         },
         "data": doc.data,
     });

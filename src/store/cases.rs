@@ -44,6 +44,67 @@ pub struct HistoryRow {
     /// for tokens that named no person.
     pub actor_sub: Option<String>,
     pub actor_name: Option<String>,
+    /// The case data as the transition left it (JSON): the case at version `seq`.
+    /// NULL for rows written before the history kept it.
+    pub data: Option<String>,
+    /// The history chain: SHA-256 (hex) of the previous row's hash and this row's
+    /// content ([`HistoryRow::chain_hash`]). Set by [`Tx::insert_history`], whatever the
+    /// caller passed; NULL for rows written before the history was chained.
+    pub hash: Option<String>,
+}
+
+impl HistoryRow {
+    /// The chain hash of this row after a row whose hash is `previous` (empty for the
+    /// first row, or after a row from before the chain): SHA-256 of `previous` and the
+    /// row's canonical content — a JSON array of every stored column but the hash, text
+    /// columns exactly as stored.
+    pub fn chain_hash(&self, previous: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let content = serde_json::json!([
+            self.case_id,
+            self.seq,
+            self.transition,
+            self.from_state,
+            self.to_state,
+            self.actor,
+            self.input,
+            self.at,
+            self.idempotency_key,
+            self.changes,
+            self.actor_sub,
+            self.actor_name,
+            self.data,
+        ]);
+        let mut h = Sha256::new();
+        h.update(previous.as_bytes());
+        h.update(content.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// The first row of a case's history (in `seq` order) whose stored hash is not what its
+/// content and the chain before it give: `None` when the chain is intact. Rows from before
+/// the chain (no hash) are passed over, as [`Tx::insert_history`] passed over them.
+pub fn first_altered(history: &[HistoryRow]) -> Option<i64> {
+    let mut previous = String::new();
+    let mut expected_seq = history.first().map(|h| h.seq);
+    for h in history {
+        // A deleted row breaks the sequence as surely as a changed one breaks the hash.
+        if expected_seq != Some(h.seq) {
+            return Some(h.seq);
+        }
+        expected_seq = Some(h.seq + 1);
+        let Some(stored) = &h.hash else {
+            previous.clear();
+            continue;
+        };
+        let computed = h.chain_hash(&previous);
+        if &computed != stored {
+            return Some(h.seq);
+        }
+        previous = computed;
+    }
+    None
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -102,7 +163,7 @@ impl Tx {
     }
 
     pub async fn history(&mut self, case_id: &str) -> Result<Vec<HistoryRow>> {
-        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name
+        let sql = "SELECT case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name, data, hash
                    FROM history WHERE case_id = $1 ORDER BY seq";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, HistoryRow>(sql)
             .bind(case_id)
@@ -230,10 +291,21 @@ impl Tx {
         Ok(())
     }
 
+    /// Appends a history row, chained to the row before it (`hash`, computed here so that
+    /// no caller can write a row outside the chain).
     pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
+        let previous_sql = "SELECT hash FROM history WHERE case_id = $1 AND seq = $2";
+        let previous = on_tx!(self, |c| sqlx::query_scalar::<_, Option<String>>(previous_sql)
+            .bind(&h.case_id)
+            .bind(h.seq - 1)
+            .fetch_optional(c)
+            .await)?
+        .flatten()
+        .unwrap_or_default();
+        let hash = h.chain_hash(&previous);
         let sql =
-            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+            "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name, data, hash)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
         on_tx!(self, |c| sqlx::query(sql)
             .bind(&h.case_id)
             .bind(h.seq)
@@ -247,6 +319,8 @@ impl Tx {
             .bind(&h.changes)
             .bind(&h.actor_sub)
             .bind(&h.actor_name)
+            .bind(&h.data)
+            .bind(&hash)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;

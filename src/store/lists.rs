@@ -163,9 +163,13 @@ impl Tx {
         }
         if let Some(text) = &f.text {
             let p = w.next(Bind::Text(like_pattern(text)));
+            // The matching people first, then their cases: each LIKE is over one column of
+            // `parties`, which PostgreSQL answers from a trigram index.
             w.sql.push(format!(
-                "(LOWER(s.name) LIKE {p} ESCAPE '\\' OR LOWER(s.student_number) LIKE {p} ESCAPE '\\' \
-                 OR LOWER(e.name) LIKE {p} ESCAPE '\\')"
+                "(c.student_id IN (SELECT p.id FROM parties p WHERE p.kind = 'student' \
+                   AND (LOWER(p.name) LIKE {p} ESCAPE '\\' OR LOWER(p.student_number) LIKE {p} ESCAPE '\\')) \
+                 OR c.employer_id IN (SELECT p.id FROM parties p WHERE p.kind = 'employer' \
+                   AND LOWER(p.name) LIKE {p} ESCAPE '\\'))"
             ));
         }
         if let Some(before) = f.entered_before {

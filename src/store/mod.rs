@@ -29,11 +29,11 @@ use std::{
 
 use sqlx::{
     PgPool, Postgres, Sqlite, SqlitePool, Transaction,
-    postgres::PgPoolOptions,
+    postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow};
+pub use cases::{CaseRow, DestinationRow, Ending, HistoryRow, TimerRow, first_altered};
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
@@ -81,6 +81,9 @@ pub enum StoreError {
     Queue(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Writing an export's workbook or its temporary file failed.
+    #[error("export: {0}")]
+    Export(String),
     #[error("database file {path}: {source}")]
     File {
         path: std::path::PathBuf,
@@ -131,10 +134,14 @@ impl Db {
     /// [`Db::connect`], with `hook` told of SQLite commits that insert jobs or timers.
     pub async fn connect_with(url: &str, hook: Option<InsertHook>) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // No JIT: it compiles a statement's expressions when the planner's cost
+            // passes a threshold — a school's statistics crossed it and spent 5–17 ms
+            // compiling to save less; every statement here is short.
+            let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             return Ok(Db::Postgres(pool));
         }
@@ -308,6 +315,7 @@ async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<()> {
         .run(&mut *conn)
         .await?;
     our_migrations().run(&mut *conn).await?;
+    postgres_migrations().run(&mut *conn).await?;
     Ok(())
 }
 
@@ -315,6 +323,14 @@ async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<()> {
 fn our_migrations() -> sqlx::migrate::Migrator {
     let mut ours = sqlx::migrate!("./migrations");
     ours.dangerous_set_table_name("gradsign_migrations");
+    ours
+}
+
+/// Ours that only PostgreSQL has (extensions, index kinds SQLite lacks), after the
+/// shared ones, with their own bookkeeping table.
+fn postgres_migrations() -> sqlx::migrate::Migrator {
+    let mut ours = sqlx::migrate!("./migrations-postgres");
+    ours.dangerous_set_table_name("gradsign_postgres_migrations");
     ours
 }
 
