@@ -474,7 +474,8 @@ fn with_college_review() -> String {
         )
         .replace(
             "[states.submitted]",
-            "[states.college_review]\ntitle = \"待二级学院审核 / awaiting the college's review\"\nreview = true\nclaims = [\"destination\"]\n\n[states.submitted]",
+            "[states.college_review]\ntitle = \"待二级学院审核 / awaiting the college's review\"\nreview = true\nclaims = [\"destination\"]\n\
+             on_enter = [{ email = \"agreement_confirmed\", to = [\"employer\", \"college_reviewer\"] }]\n\n[states.submitted]",
         )
         + "
 [[transitions]]
@@ -572,6 +573,18 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
         assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
     }
     assert_eq!(app.case(&case, &admin).await.body["state"], "college_review");
+    // The college's reviewers have no address on file: their mail is recorded, not sent
+    // to the whole school's reviewers.
+    let mails = app.mails("agreement_confirmed").await;
+    let to_college: Vec<_> = mails.iter().filter(|m| m.to_name == "二级学院审核员").collect();
+    assert_eq!(to_college.len(), 1, "{mails:?}");
+    assert_eq!(to_college[0].status, "skipped");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.to_address.as_deref() != Some("review@nit.example.edu.cn")),
+        "{mails:?}"
+    );
 
     // Another college's reviewer is answered as another school's reviewer is: not theirs.
     let other_school = app.token(Role::SchoolReviewer, None, Some("10001"));
