@@ -633,6 +633,9 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app.get("/api/v1/students/S1/destination", &mechanical).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The school's statistics are not one college's to read.
+    let r = app.get("/api/v1/statistics/destinations", &computing).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let history = app.case(&case, &admin).await.body["history"].to_string();
     assert!(history.contains("college_approve"), "{history}");
     assert!(history.contains("学院老师"), "{history}");
