@@ -362,7 +362,8 @@ async fn rate_limit(
 /// recomputed from the database. A file the platform did not produce is refused (422).
 /// Limited per client address with `GET /api/v1/verify/{number}`.
 #[utoipa::path(post, path = "/api/v1/verify", operation_id = "verify_document", tag = "documents",
-    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the PDF to check"),
+    request_body(description = "the PDF to check (as `application/pdf`, or `application/octet-stream`)",
+        content((Vec<u8> = "application/pdf"), (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, body = crate::engine::evidence::DocumentCheck, description = "the platform produced this file; whether the history is intact, and what the agreement is now"),
         (status = 422, body = Problem, description = "not a document the platform produced, or changed after", content_type = "application/problem+json"),
         (status = 429, body = Problem, description = "too many verifications from this address this minute; `Retry-After` says when to try again",
