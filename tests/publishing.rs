@@ -1013,3 +1013,51 @@ async fn a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500
 }
 
 on_both_backends!(a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500);
+
+/// The online definition as it was before definitions declared their roles.
+fn before_roles() -> String {
+    let source = online();
+    let start = source.find("# Who acts in this path.").unwrap();
+    let end = source.find("[params]").unwrap();
+    format!("{}{}", &source[..start], &source[end..])
+}
+
+/// Upgrading: a version stored before definitions declared their roles is refused when
+/// published now, but the cases pinned to it (and new cases, while it is active) keep
+/// running, its `by` read as the platform's identities over the cases they reach.
+async fn a_version_stored_before_roles_were_declared_keeps_running(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let old = before_roles();
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &old).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("names undeclared role `employer`"), "{body}");
+
+    // Stored as an older release stored it, and active.
+    let catalog = app.app.engine.registry.catalog().clone();
+    let def = gradsign::definition::Definition::parse_stored("online_signing.toml", &old, &catalog).unwrap();
+    let mut tx = app.app.engine.db.begin().await.unwrap();
+    tx.insert_version(&def, "workflows/", 0).await.unwrap();
+    tx.set_active("online_signing", &def.hash, "workflows/", 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let case = app.invite("E1", "S1").await;
+    assert_eq!(case.status, StatusCode::CREATED, "{}", case.body);
+    assert_eq!(case.body["workflow_version"], def.hash.as_str());
+    let case = case.id();
+    let s1 = app.student("S1");
+    for step in ["view", "accept", "confirm"] {
+        let r = app.fire(&case, step, &s1, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let r = app.fire(&case, "approve", &app.employer("E1"), json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+}
+
+on_both_backends!(a_version_stored_before_roles_were_declared_keeps_running);
