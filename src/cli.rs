@@ -557,7 +557,13 @@ fn versions(config: Config, command: VersionsCommand) -> ExitCode {
             }
             VersionsCommand::Migrate(name, hash, plan) => {
                 let hash = resolve(&engine.versions(&name).await?, &hash)?;
-                let done = engine.migrate(&actor, &name, &hash, &plan).await?;
+                let done = match engine.migrate(&actor, &name, &hash, &plan).await {
+                    Err(crate::engine::service::EngineError::Refused(crate::engine::Refusal::Invalid(errors))) => {
+                        let lines: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.en)).collect();
+                        return Err(anyhow::anyhow!("{}", lines.join("\n")));
+                    }
+                    other => other?,
+                };
                 let mut out = String::new();
                 for m in &done.moved {
                     let timers: Vec<String> = m

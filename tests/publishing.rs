@@ -474,7 +474,8 @@ fn with_college_review() -> String {
         )
         .replace(
             "[states.submitted]",
-            "[states.college_review]\ntitle = \"待二级学院审核 / awaiting the college's review\"\nreview = true\nclaims = [\"destination\"]\n\n[states.submitted]",
+            "[states.college_review]\ntitle = \"待二级学院审核 / awaiting the college's review\"\nreview = true\nclaims = [\"destination\"]\n\
+             on_enter = [{ email = \"agreement_confirmed\", to = [\"employer\", \"college_reviewer\"] }]\n\n[states.submitted]",
         )
         + "
 [[transitions]]
@@ -572,6 +573,18 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
         assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
     }
     assert_eq!(app.case(&case, &admin).await.body["state"], "college_review");
+    // The college's reviewers have no address on file: their mail is recorded, not sent
+    // to the whole school's reviewers.
+    let mails = app.mails("agreement_confirmed").await;
+    let to_college: Vec<_> = mails.iter().filter(|m| m.to_name == "二级学院审核员").collect();
+    assert_eq!(to_college.len(), 1, "{mails:?}");
+    assert_eq!(to_college[0].status, "skipped");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.to_address.as_deref() != Some("review@nit.example.edu.cn")),
+        "{mails:?}"
+    );
 
     // Another college's reviewer is answered as another school's reviewer is: not theirs.
     let other_school = app.token(Role::SchoolReviewer, None, Some("10001"));
@@ -615,8 +628,17 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
     assert_eq!(r.body["state"], "approved", "{}", r.body);
     let record = app.get("/api/v1/students/S1/destination", &admin).await;
     assert_eq!(record.body["unit_name"], "龙江软件有限公司", "{}", record.body);
+    // The student's destination is read by their college's staff, not another college's.
+    let r = app.get("/api/v1/students/S1/destination", &computing).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.get("/api/v1/students/S1/destination", &mechanical).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The school's statistics are not one college's to read.
+    let r = app.get("/api/v1/statistics/destinations", &computing).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let history = app.case(&case, &admin).await.body["history"].to_string();
     assert!(history.contains("college_approve"), "{history}");
+    assert!(history.contains("学院老师"), "{history}");
 }
 
 on_both_backends!(a_college_level_review_declared_in_the_definition_works_end_to_end);
@@ -991,3 +1013,51 @@ async fn a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500
 }
 
 on_both_backends!(a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500);
+
+/// The online definition as it was before definitions declared their roles.
+fn before_roles() -> String {
+    let source = online();
+    let start = source.find("# Who acts in this path.").unwrap();
+    let end = source.find("[params]").unwrap();
+    format!("{}{}", &source[..start], &source[end..])
+}
+
+/// Upgrading: a version stored before definitions declared their roles is refused when
+/// published now, but the cases pinned to it (and new cases, while it is active) keep
+/// running, its `by` read as the platform's identities over the cases they reach.
+async fn a_version_stored_before_roles_were_declared_keeps_running(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let old = before_roles();
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &old).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("names undeclared role `employer`"), "{body}");
+
+    // Stored as an older release stored it, and active.
+    let catalog = app.app.engine.registry.catalog().clone();
+    let def = gradsign::definition::Definition::parse_stored("online_signing.toml", &old, &catalog).unwrap();
+    let mut tx = app.app.engine.db.begin().await.unwrap();
+    tx.insert_version(&def, "workflows/", 0).await.unwrap();
+    tx.set_active("online_signing", &def.hash, "workflows/", 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let case = app.invite("E1", "S1").await;
+    assert_eq!(case.status, StatusCode::CREATED, "{}", case.body);
+    assert_eq!(case.body["workflow_version"], def.hash.as_str());
+    let case = case.id();
+    let s1 = app.student("S1");
+    for step in ["view", "accept", "confirm"] {
+        let r = app.fire(&case, step, &s1, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let r = app.fire(&case, "approve", &app.employer("E1"), json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = app.fire(&case, "approve", &app.reviewer(), json!({})).await;
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+}
+
+on_both_backends!(a_version_stored_before_roles_were_declared_keeps_running);

@@ -551,3 +551,44 @@ fn the_longest_values_the_forms_allow_stay_on_two_pages() {
         assert!(two.contains(&squash(&value)), "page 2 lacks {path}");
     }
 }
+
+/// No validator of PDF/A can run on this project's machines (see `render`'s "Output
+/// choices"), so the agreement claims no PDF/A conformance.
+#[test]
+fn the_agreement_claims_no_pdf_a_conformance() {
+    let out = render(sample_data(), false, false);
+    let claims = |needle: &[u8]| out.pdf.windows(needle.len()).any(|w| w == needle);
+    assert!(!claims(b"pdfaid"), "an XMP PDF/A identification");
+    assert!(!claims(b"GTS_PDFA"), "a PDF/A output intent");
+}
+
+/// The evidence a rendered document carries is in its metadata (read back by `pdfinfo`
+/// and by `read_evidence`) and, in small print, on both pages.
+#[test]
+fn the_evidence_reads_back_from_the_metadata_and_the_page() {
+    let evidence = gradsign::render::Evidence {
+        number: agreement_number(2025, "10212", 137),
+        case_version: 7,
+        history_sha256: "ab".repeat(32),
+    };
+    let mut agreement = doc(sample_data(), false);
+    agreement.evidence = Some(evidence.clone());
+    let out = renderer().render(&agreement, false).expect("renders");
+    assert_eq!(gradsign::render::read_evidence(&out.pdf), Some(evidence.clone()));
+    assert_eq!(
+        gradsign::render::read_evidence(&render(sample_data(), false, false).pdf),
+        None
+    );
+    if !poppler_installed() {
+        return;
+    }
+    let info = poppler("pdfinfo", &[], &out.pdf);
+    assert!(info.contains(&evidence.keyword()), "{info}");
+    for page in [1, 2] {
+        assert!(
+            page_text(&out.pdf, page).contains(&evidence.history_sha256),
+            "page {page}"
+        );
+    }
+    assert_eq!(page_count(&out.pdf), 2);
+}

@@ -510,4 +510,52 @@ fn the_version_commands_publish_list_draw_and_diff_stored_versions() {
         out,
         "- invitation_valid_for = \"7d\"       # 应约有效期 default (R5)\n+ invitation_valid_for = \"5d\"       # 应约有效期 default (R5)\n"
     );
+
+    // Migration from the command line: a policy that is none is refused before anything
+    // runs; a case that does not exist is named as not moved. (Moving live cases is
+    // tested through the API, which runs the same engine call.)
+    let (ok, _, err) = run(&[
+        "workflows",
+        "migrate",
+        "online_signing",
+        new,
+        "--case",
+        "C1",
+        "--timer",
+        "expire=later",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--timer expire=later: the policy is keep, recompute or cancel"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&[
+        "workflows",
+        "migrate",
+        "online_signing",
+        new,
+        "--case",
+        "C1",
+        "--state",
+        "invited=invited",
+        "--timer",
+        "expire=keep",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "not moved C1: no case C1 of workflow online_signing\n");
+    let (ok, _, err) = run(&[
+        "workflows",
+        "migrate",
+        "online_signing",
+        new,
+        "--case",
+        "C1",
+        "--timer",
+        "expiry=keep",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("timers.expiry: the new version has no timer `expiry`; its timers: "),
+        "{err}"
+    );
 }

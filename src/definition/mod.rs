@@ -582,7 +582,15 @@ pub struct Guard {
 impl Definition {
     /// Parses and checks one file against what exists (`catalog`). `file` names it in problems.
     pub fn parse(file: &str, source: &str, catalog: &Catalog) -> Result<Definition, DefinitionError> {
-        check::compile(file, source, catalog)
+        check::compile(file, source, catalog, check::Undeclared::Refused)
+    }
+
+    /// A version read back from the database. One stored before definitions declared their
+    /// roles (no `[roles]`) runs with the roles its `by` and `to` named then — the platform's
+    /// identities, each over the cases that identity reaches — so its live cases keep
+    /// running; a publish or a file is always checked with [`Definition::parse`].
+    pub fn parse_stored(file: &str, source: &str, catalog: &Catalog) -> Result<Definition, DefinitionError> {
+        check::compile(file, source, catalog, check::Undeclared::StoredBefore)
     }
 
     pub fn load(path: &Path, catalog: &Catalog) -> Result<Definition, DefinitionError> {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::service::{Engine, Result};
 use crate::{
-    definition::{Definition, Mail, Role},
+    definition::{Definition, Mail, Role, RoleScope},
     jobs::Job,
     mail::{Mailer, Templates},
     store::{CaseRow, EmailRow, PartyKind, StoreError, Tx, from_millis, millis},
@@ -189,9 +189,21 @@ impl Engine {
         let mut base = self.mail_context(tx, def, row, data).await?;
         base.extend(extra.clone());
         // A declared role's mail goes to the holders of its identity on the case; the
-        // templates word it for that identity (`recipient_role`).
-        for role in mail.to.iter().filter_map(|name| def.role(name)).map(|r| r.identity) {
-            for r in self.recipients(tx, row, data, role).await? {
+        // templates word it for that identity (`recipient_role`). The parties' records
+        // hold no address for one college's staff (二级学院): such mail is recorded, not
+        // sent, rather than sent to the whole school's reviewers.
+        for declared in mail.to.iter().filter_map(|name| def.role(name)) {
+            let role = declared.identity;
+            let recipients = if declared.scope == RoleScope::College {
+                vec![Recipient {
+                    id: format!("{}:{}", row.school_id, declared.name),
+                    name: declared.title.zh.clone(),
+                    address: None,
+                }]
+            } else {
+                self.recipients(tx, row, data, role).await?
+            };
+            for r in recipients {
                 let mut ctx = base.clone();
                 ctx.insert("recipient_name".into(), json!(r.name));
                 ctx.insert("recipient_role".into(), json!(role.as_str()));

@@ -153,7 +153,7 @@ impl Engine {
             .version_source(hash)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("workflow version {hash} is missing")))?;
-        let def = Definition::parse(&format!("{name}.toml"), &source, self.registry.catalog())
+        let def = Definition::parse_stored(&format!("{name}.toml"), &source, self.registry.catalog())
             .map_err(|e| StoreError::Corrupt(format!("stored workflow {name} {hash}: {e}")))?;
         Ok(self.registry.remember(def))
     }

@@ -333,7 +333,7 @@ pub async fn verify(
             .with_field("code"),
         ])
     })?;
-    if let Some(refused) = rate_limit(&state, client).await? {
+    if let Some(refused) = rate_limit(&state, "verify", client).await? {
         return Ok(refused);
     }
     let verification = state.engine.verify(&number, &q.code, q.v).await?;
@@ -375,16 +375,17 @@ fn verify_page(v: &Verification) -> Response {
     )
 }
 
-/// Counts a verification of the client and answers `429` with `Retry-After` when it made
-/// more than `GRADSIGN_VERIFY_PER_MINUTE` this minute (both verify operations share it).
+/// Counts a request of the client to a verify operation (`what`) and answers `429` with
+/// `Retry-After` when it made more than `GRADSIGN_VERIFY_PER_MINUTE` to it this minute.
 async fn rate_limit(
     state: &AppState,
+    what: &str,
     client: Option<axum::Extension<super::server::ClientAddr>>,
 ) -> Result<Option<Response>, ApiError> {
     let client = client.map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
     let Some(wait) = state
         .engine
-        .rate_limited("verify", &client, state.verify_per_minute)
+        .rate_limited(what, &client, state.verify_per_minute)
         .await?
     else {
         return Ok(None);
@@ -407,9 +408,11 @@ async fn rate_limit(
 /// altered since (no login): the file's evidence (its metadata) names the agreement and
 /// version, its bytes must be a stored rendering of them, and the history chain is
 /// recomputed from the database. A file the platform did not produce is refused (422).
-/// Limited per client address with `GET /api/v1/verify/{number}`.
+/// Limited per client address (`GRADSIGN_VERIFY_PER_MINUTE`, counted apart from
+/// `GET /api/v1/verify/{number}`).
 #[utoipa::path(post, path = "/api/v1/verify", operation_id = "verify_document", tag = "documents",
-    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the PDF to check"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "the PDF's bytes (sent as `application/pdf` or `application/octet-stream`)"),
     responses((status = 200, body = crate::engine::evidence::DocumentCheck, description = "the platform produced this file; whether the history is intact, and what the agreement is now"),
         (status = 422, body = Problem, description = "not a document the platform produced, or changed after", content_type = "application/problem+json"),
         (status = 429, body = Problem, description = "too many verifications from this address this minute; `Retry-After` says when to try again",
@@ -432,7 +435,7 @@ pub async fn verify_document(
             "请以 application/pdf 提交 PDF 文件本身",
         ));
     }
-    if let Some(refused) = rate_limit(&state, client).await? {
+    if let Some(refused) = rate_limit(&state, "verify_document", client).await? {
         return Ok(refused);
     }
     Ok(Json(state.engine.verify_document(&body).await?).into_response())

@@ -689,7 +689,14 @@ async fn may_read_destination(state: &AppState, actor: &Actor, id: &str) -> Resu
     let student = state.engine.party(PartyKind::Student, id).await?.ok_or_else(unseen)?;
     let allowed = match actor.role {
         Role::Student => actor.party.as_deref() == Some(id),
-        Role::SchoolReviewer | Role::SchoolAdmin => actor.school == student.school_id,
+        // Staff of one college (二级学院) read their college's students only.
+        Role::SchoolReviewer | Role::SchoolAdmin => {
+            actor.school == student.school_id
+                && actor
+                    .college
+                    .as_ref()
+                    .is_none_or(|c| student.data_json().get("college").and_then(Value::as_str) == Some(c.as_str()))
+        }
         Role::PlatformAdmin => true,
         _ => false,
     };

@@ -167,6 +167,12 @@ pub(super) fn reporting_scope(
         ]));
     }
     match actor.role {
+        // The school's figures are the whole school's: staff of one college (二级学院) read
+        // their college's cases and graduates, not every college's records.
+        Role::SchoolReviewer | Role::SchoolAdmin if actor.college.is_some() => Err(ApiError::forbidden(
+            "statistics and destination exports are the whole school's, not one college's",
+            "统计和毕业去向导出面向全校，二级学院工作人员不可查看",
+        )),
         Role::SchoolReviewer | Role::SchoolAdmin => Ok(actor.school.clone()),
         Role::PlatformAdmin => Ok(named),
         _ => Err(ApiError::forbidden(forbidden.0.to_string(), forbidden.1.to_string())),

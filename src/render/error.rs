@@ -18,7 +18,7 @@ pub enum RenderError {
     /// The data did not fit the template's fixed number of pages.
     #[error("the document must have {expected} pages but has {pages}")]
     PageCount { expected: usize, pages: usize },
-    /// PDF export failed (e.g. a PDF/A rule was violated).
+    /// PDF export failed.
     #[error("pdf export failed: {0}")]
     Pdf(String),
     /// PNG encoding of a page or of the QR code failed.

@@ -1,5 +1,5 @@
 //! Document rendering: the two-page 就业协议书 (and any other template in the folder, such as the
-//! one-page 解约证明) as PDF (PDF/A-2b) and PNG page images, with typst as a library. Owns the
+//! one-page 解约证明) as PDF and PNG page images, with typst as a library. Owns the
 //! template world, the QR code, missing-glyph checks, agreement numbers and verification codes.
 //! Knows nothing of cases, HTTP or storage: callers hand in JSON and get bytes.
 //!
@@ -12,15 +12,19 @@
 //! - `sample`: built-in sample data
 //!
 //! # Output choices
-//! - **PDF/A-2b.** Agreements are archived for years (school archives, 档案); PDF/A-2b embeds every
-//!   font and colour profile and forbids external dependencies, and unlike PDF/A-1 it allows the
-//!   transparency of the preview watermark. It worked for this document on typst-pdf 0.15.1 with no
-//!   changes to the template. The "a" (accessible) level would need complete tagging and the "u"
-//!   level a Unicode mapping for every glyph; "b" (visual fidelity) is what an archive needs.
+//! - **No PDF/A claim.** typst-pdf could mark the file PDF/A-2b, but a claim is only worth what a
+//!   validator accepts, and none runs here: veraPDF (the reference validator) is a Java program
+//!   published on Maven Central and its own site, which this project's machines and CI cannot
+//!   reach; the PyPI wrappers of it download it at run time; Debian packages no veraPDF, and the
+//!   one PDF/A validator it does package (Apache PDFBox Preflight, in `libpdfbox2-java`) checks
+//!   PDF/A-1b only. So the agreement is a plain PDF 1.7 — every font embedded (as subsets), no
+//!   external dependencies, `qpdf --check` clean — that claims no conformance it was not tested
+//!   for. Turning the claim back on is `PdfStandard::A_2b` in `PdfOptions::standards`, with a
+//!   validator in the tests.
 //! - **Reproducible bytes.** The PDF's document id is derived from the agreement number, its
 //!   creation date from the data (the last signing record's time), and `datetime.today()`
-//!   returns that same date: the same data gives the same PDF and PNG bytes. PDF/A requires a
-//!   creation date, so data without a readable signing time gets the fixed [`FALLBACK_DATE`]
+//!   returns that same date: the same data gives the same PDF and PNG bytes. Data without a
+//!   readable signing time gets the fixed [`FALLBACK_DATE`]
 //!   (2000-01-01 00:00 UTC) rather than the clock, which would break reproducibility.
 //! - **Page images at 2 px per pt (144 dpi)**: 1191 × 1684 px for A4, legible on a phone
 //!   without zooming into blur; grayscale ~170 KB a page for a final agreement, RGB ~470 KB for a
@@ -51,7 +55,7 @@ use rayon::prelude::*;
 use typst::foundations::{Bytes, Datetime, Smart};
 use typst::utils::Scalar;
 use typst_layout::PagedDocument;
-use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
+use typst_pdf::{PdfOptions, Timestamp};
 
 pub use self::error::RenderError;
 pub use self::glyphs::field_containing;
@@ -78,7 +82,7 @@ pub fn template_names(template_dir: &Path) -> std::io::Result<std::collections::
 pub const PIXELS_PER_PT: f32 = 2.0;
 /// Page image size for A4 at [`PIXELS_PER_PT`].
 pub const PAGE_PNG_SIZE: (u32, u32) = (1191, 1684);
-/// The PDF creation date when the data has no readable signing time (PDF/A needs one).
+/// The PDF creation date when the data has no readable signing time.
 pub const FALLBACK_DATE: (i32, u8, u8) = (2000, 1, 1);
 /// The agreement always has exactly this many pages.
 pub const PAGE_COUNT: usize = 2;
@@ -86,7 +90,6 @@ pub const PAGE_COUNT: usize = 2;
 /// Fonts and template, loaded once and shared (`Arc<Renderer>`) by every render.
 pub struct Renderer {
     assets: Assets,
-    standards: PdfStandards,
 }
 
 /// One agreement to render: its identity and the engine's data JSON (see the template's header
@@ -171,11 +174,10 @@ impl Renderer {
     /// Reads the templates of `template_dir` (`agreement.typ`, …) and the fonts in
     /// `template_dir/fonts`.
     pub fn load(template_dir: &Path) -> Result<Renderer, RenderError> {
-        let standards =
-            PdfStandards::new(&[PdfStandard::A_2b]).map_err(|e| RenderError::Pdf(e.message().to_string()))?;
+        // No PDF/A claim (see "Output choices"): `PdfStandards::new(&[PdfStandard::A_2b])`
+        // in `PdfOptions::standards` would make one.
         Ok(Renderer {
             assets: Assets::load(template_dir)?,
-            standards,
         })
     }
 
@@ -253,7 +255,6 @@ impl Renderer {
             ident: Smart::Custom(format!("gradsign-{template}-{}", doc.number)),
             creator: Smart::Custom(Some("gradsign".to_owned())),
             timestamp: signed_at.map(Timestamp::new_utc),
-            standards: self.standards.clone(),
             ..PdfOptions::default()
         };
         let mut pdf = typst_pdf::pdf(document, &options).map_err(|errors| RenderError::Pdf(join_messages(&errors)))?;

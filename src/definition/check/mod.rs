@@ -45,11 +45,25 @@ pub fn known_field_kind(kind: &str) -> bool {
 
 const CLAIM_PLACEHOLDERS: &[&str] = &["student", "employer", "school", "case"];
 
-pub fn compile(file: &str, source: &str, catalog: &Catalog) -> Result<Definition, DefinitionError> {
+/// Whether a definition without `[roles]` is refused (a file or a publish) or runs with the
+/// roles of the platform's identities, as versions stored before roles were declared do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undeclared {
+    Refused,
+    StoredBefore,
+}
+
+pub fn compile(
+    file: &str,
+    source: &str,
+    catalog: &Catalog,
+    undeclared: Undeclared,
+) -> Result<Definition, DefinitionError> {
     let mut checker = Checker {
         file,
         source,
         catalog,
+        undeclared,
         roots: Vec::new(),
         roles: BTreeMap::new(),
         problems: Vec::new(),
@@ -83,6 +97,7 @@ struct Checker<'a> {
     file: &'a str,
     source: &'a str,
     catalog: &'a Catalog,
+    undeclared: Undeclared,
     /// What conditions may read, typed (see [`Checker::roots`]).
     roots: Vec<(&'static str, Ty)>,
     /// The declared roles (see [`Checker::roles`]).
@@ -202,6 +217,27 @@ impl Checker<'_> {
     /// it, every case). `system` is the engine's and cannot be declared.
     fn roles(&mut self, raw: &RawDefinition) -> BTreeMap<String, RoleDef> {
         let mut roles = BTreeMap::new();
+        if raw.roles.is_empty() && self.undeclared == Undeclared::StoredBefore {
+            // A version stored before roles were declared named the identities themselves;
+            // its live cases keep running as they did.
+            for identity in Role::ALL.into_iter().filter(|i| *i != Role::System) {
+                let scope = RoleScope::ALL
+                    .into_iter()
+                    .find(|s| s.fits(identity))
+                    .unwrap_or(RoleScope::Platform);
+                let name = identity.as_str().to_string();
+                roles.insert(
+                    name.clone(),
+                    RoleDef {
+                        name,
+                        title: identity.title(),
+                        identity,
+                        scope,
+                    },
+                );
+            }
+            return roles;
+        }
         for (name, spanned) in &raw.roles {
             let r = spanned.get_ref();
             if name == SYSTEM_ROLE {
