@@ -87,14 +87,16 @@ class Server:
         env = dict(os.environ, DATABASE_URL=url, GRADSIGN_JWT_SECRET=SECRET, GRADSIGN_DATA_DIR=data,
                    GRADSIGN_LISTEN=f"127.0.0.1:{args.port}", GRADSIGN_WORKFLOWS_DIR=os.path.join(ROOT, "workflows"),
                    GRADSIGN_TEMPLATES_DIR=os.path.join(ROOT, "templates"),
-                   GRADSIGN_WORKERS_DIR=os.path.join(ROOT, "workers"), RUST_LOG="warn")
+                   GRADSIGN_WORKERS_DIR=os.path.join(ROOT, "workers"), RUST_LOG="warn", GRADSIGN_LOG="warn")
         cmd = [args.bin, "serve"] + ([] if workers else ["--no-workers"])
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+        self.log = open(os.path.join(data, "server.log"), "ab")
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log, stderr=self.log)
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/readyz")
+                # /healthz: /readyz says 503 while no worker runs (--no-workers).
+                c.request("GET", "/healthz")
                 if c.getresponse().status == 200:
                     return
             except OSError:
@@ -106,6 +108,7 @@ class Server:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+        self.log.close()
 
 
 class Client:
@@ -287,6 +290,9 @@ def minimal_sqlite(clients, n):
 LOG_HEAD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \w+ \[(\d+)\] (\S*)@(\S*) (LOG|DETAIL|ERROR|STATEMENT|WARNING|NOTICE|HINT|CONTEXT|FATAL):  (.*)$")
 
 
+NEW_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \w+ \[\d+\]")
+
+
 def read_log(offset, db):
     """The statements logged for `db` after `offset`: [(pid, sql)] with the parameters
     written in (sqlx's extended protocol logs them on a DETAIL line)."""
@@ -298,6 +304,8 @@ def read_log(offset, db):
         m = LOG_HEAD.match(line)
         if m:
             entries.append([m.group(1), m.group(3), m.group(4), m.group(5)])
+        elif NEW_ENTRY.match(line):
+            entries.append(["", "", "", ""])  # another process's line (checkpointer…)
         elif entries:
             entries[-1][3] += "\n" + line
     out = []
