@@ -17,6 +17,8 @@ struct Family {
 }
 
 const LATENCY: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Statements (round trips, `BEGIN` and `COMMIT` included) per transition.
+const STATEMENTS: &[f64] = &[4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 28.0, 40.0];
 const LAG: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0];
 
 const FAMILIES: &[Family] = &[
@@ -31,6 +33,12 @@ const FAMILIES: &[Family] = &[
         kind: "histogram",
         help: "Time to decide and commit a transition, by workflow, transition and outcome.",
         buckets: LATENCY,
+    },
+    Family {
+        name: "gradsign_transition_statements",
+        kind: "histogram",
+        help: "Statements sent to the database per transition (BEGIN and COMMIT included), by workflow and transition.",
+        buckets: STATEMENTS,
     },
     Family {
         name: "gradsign_timers_fired_total",
@@ -133,8 +141,12 @@ impl Metrics {
     }
 
     pub fn observe(&self, name: &'static str, pairs: &[(&'static str, &str)], value: Duration) {
+        self.observe_value(name, pairs, value.as_secs_f64());
+    }
+
+    /// Records a value in a histogram whose buckets are not seconds (a count).
+    pub fn observe_value(&self, name: &'static str, pairs: &[(&'static str, &str)], seconds: f64) {
         let buckets = family(name).buckets;
-        let seconds = value.as_secs_f64();
         let mut v = self.values.lock().unwrap_or_else(|e| e.into_inner());
         let h = v.histograms.entry((name, labels(pairs))).or_default();
         if h.counts.is_empty() {
@@ -154,6 +166,12 @@ impl Metrics {
         let pairs = [("workflow", workflow), ("transition", transition), ("outcome", outcome)];
         self.inc("gradsign_transitions_total", &pairs);
         self.observe("gradsign_transition_seconds", &pairs, took);
+    }
+
+    /// The statements a transition sent (its round trips to the database).
+    pub fn statements(&self, workflow: &str, transition: &str, statements: u32) {
+        let pairs = [("workflow", workflow), ("transition", transition)];
+        self.observe_value("gradsign_transition_statements", &pairs, f64::from(statements));
     }
 
     /// The exposition: this process's families, then the queues' gauges.

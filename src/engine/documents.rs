@@ -20,18 +20,33 @@ use crate::{
 };
 
 /// The renderer, loaded on first use (fonts are 15 MB) and then shared.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LazyRenderer {
     dir: std::path::PathBuf,
     cell: OnceLock<std::result::Result<Arc<Renderer>, String>>,
+    /// The render pool's bound: one render per core but one, at least one. A render
+    /// keeps a core busy for its whole length; with every core rendering, requests
+    /// (transitions, reads) waited behind the renders (issue 17).
+    pool: tokio::sync::Semaphore,
 }
 
 impl LazyRenderer {
     pub fn new(template_dir: impl Into<std::path::PathBuf>) -> LazyRenderer {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         LazyRenderer {
             dir: template_dir.into(),
             cell: OnceLock::new(),
+            pool: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
         }
+    }
+
+    /// Runs `render` on a blocking thread once the pool has room for it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        render: impl FnOnce() -> T + Send + 'static,
+    ) -> std::result::Result<T, String> {
+        let _room = self.pool.acquire().await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(render).await.map_err(|e| e.to_string())
     }
 
     pub fn get(&self) -> std::result::Result<Arc<Renderer>, String> {
@@ -155,10 +170,11 @@ impl Engine {
             .renderer
             .get()
             .map_err(|e| StoreError::Corrupt(format!("the document templates cannot load: {e}")))?;
-        let rendered =
-            tokio::task::spawn_blocking(move || renderer.render_template(&template.name, template.pages, &doc, true))
-                .await
-                .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
+        let rendered = self
+            .renderer
+            .run(move || renderer.render_template(&template.name, template.pages, &doc, true))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
         let attempts = current.attempts + 1;
         match rendered {
             Ok(out) => self.store_render(&row, slot, &title, case_version, out, attempts).await,
@@ -595,7 +611,7 @@ impl Engine {
             what: "case",
             id: case_id.into(),
         })?;
-        let case = self.case_ref(&mut tx, &row).await?;
+        let (case, mut around) = self.case_around(&mut tx, &row).await?;
         if !super::is_party(&case, actor) {
             return Err(Refusal::NotYourCase.into());
         }
@@ -648,7 +664,18 @@ impl Engine {
         let outcome = decide(&request)?;
         let sha = tx.put_blob(&self.blobs(), &upload.bytes, millis(now)).await?;
         let new_row = self
-            .apply(&mut tx, &def, Some(&row), &case, &outcome, actor, None, now)
+            .apply(
+                &mut tx,
+                &def,
+                Some(&row),
+                &case,
+                &parties,
+                &mut around,
+                &outcome,
+                actor,
+                None,
+                now,
+            )
             .await?;
         let added = tx
             .insert_document(&DocumentRow {
@@ -673,7 +700,16 @@ impl Engine {
             })
             .into());
         }
-        Ok(self.finish(tx, &def, new_row, actor, None, 200).await?.body)
+        // The answer counts the file just added among the case's documents.
+        let mut after = case.after(&new_row)?;
+        if let Some(counts) = after.documents.as_object_mut() {
+            let n = counts.get(&upload.slot).and_then(Value::as_i64).unwrap_or(0);
+            counts.insert(upload.slot.clone(), json!(n + 1));
+        }
+        Ok(self
+            .finish(tx, &def, new_row, &after, &parties, &around, actor, None, 200)
+            .await?
+            .body)
     }
 
     /// Counts one request of `client` to a limited endpoint (`what`) and says how many

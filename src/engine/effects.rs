@@ -91,7 +91,7 @@ impl Engine {
                 tx.record_destination(&record, &ending).await?;
             }
             Effect::WithdrawDestination => tx.withdraw_destination(&row.student_id, &row.id, &ending).await?,
-            Effect::AssignAgreementNumber => {} // done before the row was written
+            Effect::AssignAgreementNumber => {} // done by `apply`, with the row's write
             Effect::Render(slot) => self.request_render(tx, row, slot, now_ms).await?,
         }
         Ok(())

@@ -10,7 +10,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::service::{Engine, Result};
+use super::{
+    Parties,
+    service::{Engine, Result},
+};
 use crate::{
     definition::{Definition, Mail, Role, RoleScope},
     jobs::Job,
@@ -53,33 +56,32 @@ struct Recipient {
 }
 
 impl Engine {
-    /// The people holding `role` on a case, with their addresses (if on file).
-    async fn recipients(&self, tx: &mut Tx, row: &CaseRow, data: &Value, role: Role) -> Result<Vec<Recipient>> {
+    /// The people holding `role` on a case, with their addresses (if on file), from the
+    /// parties' records the caller read.
+    fn recipients(&self, row: &CaseRow, data: &Value, parties: &Parties, role: Role) -> Vec<Recipient> {
         let text = |v: &Value, k: &str| {
             v.get(k)
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        Ok(match role {
+        match role {
             Role::Student => {
-                let p = tx.party(PartyKind::Student, &row.student_id).await?;
-                let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
+                let d = &parties.student;
                 vec![Recipient {
                     id: row.student_id.clone(),
-                    name: p.map(|p| p.name).unwrap_or_default(),
-                    address: text(&d, "email"),
+                    name: text(d, "name").unwrap_or_default(),
+                    address: text(d, "email"),
                 }]
             }
             Role::Employer => match &row.employer_id {
                 Some(id) => {
-                    let p = tx.party(PartyKind::Employer, id).await?;
-                    let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
-                    let name = text(&d, "contact").or(p.map(|p| p.name)).unwrap_or_default();
+                    let d = &parties.employer;
+                    let name = text(d, "contact").or(text(d, "name")).unwrap_or_default();
                     vec![Recipient {
                         id: id.clone(),
                         name,
-                        address: text(&d, "email"),
+                        address: text(d, "email"),
                     }]
                 }
                 None => {
@@ -93,20 +95,19 @@ impl Engine {
                 }
             },
             Role::SchoolReviewer | Role::SchoolAdmin => {
-                let p = tx.party(PartyKind::School, &row.school_id).await?;
-                let d = p.as_ref().map(|p| p.data_json()).unwrap_or_default();
+                let d = &parties.school;
                 let key = if role == Role::SchoolReviewer {
                     "reviewer_email"
                 } else {
                     "admin_email"
                 };
-                let name = text(&d, "contact")
-                    .or(text(&d, "office"))
+                let name = text(d, "contact")
+                    .or(text(d, "office"))
                     .unwrap_or_else(|| "就业指导中心".into());
                 vec![Recipient {
                     id: format!("{}:{}", row.school_id, role),
                     name,
-                    address: text(&d, key),
+                    address: text(d, key),
                 }]
             }
             Role::PlatformAdmin => {
@@ -118,7 +119,7 @@ impl Engine {
                 }]
             }
             Role::System => Vec::new(),
-        })
+        }
     }
 
     /// Where a mail's reader opens the case: its page in the console, which signs the
@@ -128,14 +129,7 @@ impl Engine {
     }
 
     /// The facts every template may use, from the case as it is now.
-    async fn mail_context(
-        &self,
-        tx: &mut Tx,
-        def: &Definition,
-        row: &CaseRow,
-        data: &Value,
-    ) -> Result<Map<String, Value>> {
-        let parties = self.parties_of(tx, row).await?;
+    fn mail_context(&self, def: &Definition, row: &CaseRow, data: &Value, parties: &Parties) -> Map<String, Value> {
         let name = super::party_name;
         let employer_name = parties.employer_name(&def.destination_record.unit, data);
         let mut ctx = Map::new();
@@ -170,7 +164,7 @@ impl Engine {
         let entered = from_millis(row.state_entered_at);
         ctx.insert("submitted_at".into(), json!(local(entered)));
         ctx.insert("waited_hours".into(), json!(hours(self.now() - entered)));
-        Ok(ctx)
+        ctx
     }
 
     /// Queues `mail` for every holder of its roles, once per `cause`. `extra` adds to the
@@ -182,16 +176,18 @@ impl Engine {
         def: &Definition,
         row: &CaseRow,
         data: &Value,
+        parties: &Parties,
         mail: &Mail,
         cause: &str,
         extra: &Map<String, Value>,
     ) -> Result<()> {
-        let mut base = self.mail_context(tx, def, row, data).await?;
+        let mut base = self.mail_context(def, row, data, parties);
         base.extend(extra.clone());
         // A declared role's mail goes to the holders of its identity on the case; the
         // templates word it for that identity (`recipient_role`). The parties' records
         // hold no address for one college's staff (二级学院): such mail is recorded, not
         // sent, rather than sent to the whole school's reviewers.
+        let mut emails = Vec::new();
         for declared in mail.to.iter().filter_map(|name| def.role(name)) {
             let role = declared.identity;
             let recipients = if declared.scope == RoleScope::College {
@@ -201,7 +197,7 @@ impl Engine {
                     address: None,
                 }]
             } else {
-                self.recipients(tx, row, data, role).await?
+                self.recipients(row, data, parties, role)
             };
             for r in recipients {
                 let mut ctx = base.clone();
@@ -211,11 +207,10 @@ impl Engine {
                     ctx.insert("level".into(), json!(level));
                 }
                 let key = format!("{}:{cause}:{}:{}", row.id, mail.template, r.id);
-                self.queue_one(tx, Some(&row.id), &key, &mail.template, role, &r, Value::Object(ctx))
-                    .await?;
+                emails.push(self.email_row(Some(&row.id), &key, &mail.template, role, &r, Value::Object(ctx)));
             }
         }
-        Ok(())
+        self.queue_emails(tx, emails).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -229,6 +224,35 @@ impl Engine {
         r: &Recipient,
         ctx: Value,
     ) -> Result<()> {
+        let email = self.email_row(case_id, key, template, role, r, ctx);
+        self.queue_emails(tx, vec![email]).await
+    }
+
+    /// Records the sends (one statement) and pushes the jobs of the new ones that have
+    /// an address (one more).
+    async fn queue_emails(&self, tx: &mut Tx, emails: Vec<EmailRow>) -> Result<()> {
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let added = tx.insert_emails(&emails).await?;
+        let jobs: Vec<Job> = emails
+            .into_iter()
+            .filter(|e| e.to_address.is_some() && added.contains(&e.id))
+            .map(|e| Job::SendEmail { email_id: e.id })
+            .collect();
+        self.push_all(tx, &jobs, self.now()).await
+    }
+
+    /// A logical send to `r`, worded for its role.
+    fn email_row(
+        &self,
+        case_id: Option<&str>,
+        key: &str,
+        template: &str,
+        role: Role,
+        r: &Recipient,
+        ctx: Value,
+    ) -> EmailRow {
         let now = self.now();
         // Every mail says who sent it and is worded for its reader's role.
         let mut ctx = ctx;
@@ -237,7 +261,7 @@ impl Engine {
             ctx.insert("platform_name".into(), json!(platform));
             ctx.insert("recipient_role".into(), json!(role.as_str()));
         }
-        let email = EmailRow {
+        EmailRow {
             id: Uuid::now_v7().to_string(),
             key: key.to_string(),
             case_id: case_id.map(str::to_string),
@@ -256,11 +280,7 @@ impl Engine {
             lease_until: None,
             created_at: millis(now),
             sent_at: None,
-        };
-        if tx.insert_email(&email).await? && r.address.is_some() {
-            self.push(tx, &Job::SendEmail { email_id: email.id }, now).await?;
         }
-        Ok(())
     }
 
     /// A mail timer came due on a case still in its state (the caller holds the case's
@@ -290,8 +310,18 @@ impl Engine {
                 .await?;
             tracing::info!(case = %row.id, level, state = %row.state, "review escalated");
         }
-        self.queue_mail(tx, &def, row, &data, mail, &format!("t{timer_id}"), &Map::new())
-            .await
+        let parties = self.parties_of(tx, row).await?;
+        self.queue_mail(
+            tx,
+            &def,
+            row,
+            &data,
+            &parties,
+            mail,
+            &format!("t{timer_id}"),
+            &Map::new(),
+        )
+        .await
     }
 
     /// The send job. Claims the mail (a lease) before talking to SMTP, so a second
@@ -462,7 +492,8 @@ impl Engine {
             }
             let (first, def) = &cases[0];
             let data = first.data_json()?;
-            for r in self.recipients(&mut tx, first, &data, Role::SchoolReviewer).await? {
+            let parties = self.parties_of(&mut tx, first).await?;
+            for r in self.recipients(first, &data, &parties, Role::SchoolReviewer) {
                 let school_name = tx
                     .party(PartyKind::School, &school)
                     .await?

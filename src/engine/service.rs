@@ -18,8 +18,8 @@ use crate::{
     definition::{Definition, Effect, Message, Registry, Role, TimerAction},
     jobs::{Job, WorkersConfig},
     store::{
-        CaseFilter, CaseRow, Db, GraduateFilter, GraduateRow, HistoryRow, PartyKind, PartyRow, StoreError, TimerRow,
-        Tx, from_millis, millis,
+        Around, CaseFilter, CaseRow, Db, GraduateFilter, GraduateRow, HistoryRow, PartyKind, PartyRow, StoreError,
+        TimerRow, Tx, from_millis, millis,
     },
 };
 
@@ -162,9 +162,9 @@ impl Engine {
     pub async fn start(&self, actor: &Actor, start: Start, idem: Option<Idempotency>) -> Result<Answer> {
         let started = std::time::Instant::now();
         let workflow = start.workflow.clone();
-        let answer = self.start_counted(actor, start, idem).await;
+        let (answer, statements) = crate::store::count_statements(self.start_counted(actor, start, idem)).await;
         // The start is named after the workflow's start, not a transition of it.
-        self.count_transition(&workflow, "start", &answer, started);
+        self.count_transition(&workflow, "start", &answer, started, statements);
         answer
     }
 
@@ -199,17 +199,17 @@ impl Engine {
                 .into());
             }
         };
-        let student = tx
-            .party(PartyKind::Student, &student_id)
-            .await?
-            .ok_or_else(|| EngineError::UnknownParty {
-                kind: "student",
-                id: student_id.clone(),
-                field: "student".into(),
-            })?;
         let employer_id = case_employer(&def, actor, start.employer)?;
+        // The student, the employer and the student's school in one round trip.
+        let rows = tx.case_parties(&student_id, employer_id.as_deref(), None).await?;
+        let found = |kind: PartyKind| rows.iter().find(|p| p.kind == kind.as_str());
+        let student = found(PartyKind::Student).ok_or_else(|| EngineError::UnknownParty {
+            kind: "student",
+            id: student_id.clone(),
+            field: "student".into(),
+        })?;
         if let Some(id) = &employer_id
-            && tx.party(PartyKind::Employer, id).await?.is_none()
+            && found(PartyKind::Employer).is_none()
         {
             let field = if actor.role == Role::Employer {
                 "token.party"
@@ -233,7 +233,7 @@ impl Engine {
             documents: json!({}),
             held_elsewhere: Vec::new(),
         };
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = parties_from(&case, rows);
         let outcome = decide(&Request {
             def: &def,
             case: &case,
@@ -244,10 +244,24 @@ impl Engine {
             parties: &parties,
             now,
         })?;
+        let mut around = Around::default();
         let row = self
-            .apply(&mut tx, &def, None, &case, &outcome, actor, idem.as_ref(), now)
+            .apply(
+                &mut tx,
+                &def,
+                None,
+                &case,
+                &parties,
+                &mut around,
+                &outcome,
+                actor,
+                idem.as_ref(),
+                now,
+            )
             .await?;
-        self.finish(tx, &def, row, actor, idem.as_ref(), 201).await
+        let case = case.after(&row)?;
+        self.finish(tx, &def, row, &case, &parties, &around, actor, idem.as_ref(), 201)
+            .await
     }
 
     /// Fires `transition` on a case on behalf of `actor`.
@@ -262,15 +276,30 @@ impl Engine {
     ) -> Result<Answer> {
         let started = std::time::Instant::now();
         let mut workflow = String::new();
-        let answer = self
-            .fire_counted(actor, case_id, transition, input, if_match, idem, &mut workflow)
-            .await;
-        self.count_transition(&workflow, transition, &answer, started);
+        let (answer, statements) = crate::store::count_statements(self.fire_counted(
+            actor,
+            case_id,
+            transition,
+            input,
+            if_match,
+            idem,
+            &mut workflow,
+        ))
+        .await;
+        self.count_transition(&workflow, transition, &answer, started, statements);
         answer
     }
 
-    /// Counts and times a transition asked for, by its outcome.
-    fn count_transition(&self, workflow: &str, transition: &str, answer: &Result<Answer>, started: std::time::Instant) {
+    /// Counts and times a transition asked for, by its outcome, with the statements a
+    /// transition that went through sent (the round trips the store counted).
+    fn count_transition(
+        &self,
+        workflow: &str,
+        transition: &str,
+        answer: &Result<Answer>,
+        started: std::time::Instant,
+        statements: u32,
+    ) {
         let outcome = match answer {
             Ok(_) => "ok",
             Err(EngineError::Store(_)) => "error",
@@ -285,6 +314,9 @@ impl Engine {
         let transition = if known { transition } else { "other" };
         self.metrics
             .transition(workflow, transition, outcome, started.elapsed());
+        if matches!(answer, Ok(a) if !a.replayed) {
+            self.metrics.statements(workflow, transition, statements);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -302,7 +334,7 @@ impl Engine {
         let mut tx = self.db.begin().await?;
         let row = tx.lock_case(case_id).await?.ok_or_else(|| not_found("case", case_id))?;
         workflow.clone_from(&row.workflow);
-        let case = self.case_ref(&mut tx, &row).await?;
+        let (case, mut around) = self.case_around(&mut tx, &row).await?;
         if !is_party(&case, actor) {
             return Err(Refusal::NotYourCase.into());
         }
@@ -328,9 +360,22 @@ impl Engine {
             now,
         })?;
         let row = self
-            .apply(&mut tx, &def, Some(&row), &case, &outcome, actor, idem.as_ref(), now)
+            .apply(
+                &mut tx,
+                &def,
+                Some(&row),
+                &case,
+                &parties,
+                &mut around,
+                &outcome,
+                actor,
+                idem.as_ref(),
+                now,
+            )
             .await?;
-        self.finish(tx, &def, row, actor, idem.as_ref(), 200).await
+        let case = case.after(&row)?;
+        self.finish(tx, &def, row, &case, &parties, &around, actor, idem.as_ref(), 200)
+            .await
     }
 
     /// The earlier answer to this idempotency key, if there is one.
@@ -363,17 +408,23 @@ impl Engine {
         }))
     }
 
-    /// Builds the answer, remembers it under the idempotency key, and commits.
+    /// Builds the answer from what the transaction holds (no read: the write lock is
+    /// held as briefly as the writes need), remembers it under the idempotency key, and
+    /// commits.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
         mut tx: Tx,
         def: &Definition,
         row: CaseRow,
+        case: &CaseRef,
+        parties: &Parties,
+        around: &Around,
         actor: &Actor,
         idem: Option<&Idempotency>,
         status: u16,
     ) -> Result<Answer> {
-        let view = self.view_in(&mut tx, def, &row, actor).await?;
+        let view = view_of(def, &row, case, parties, around, actor);
         let body = serde_json::to_value(&view).expect("a view always serialises");
         if let Some(idem) = idem {
             tx.complete_key(&actor.who(), &idem.key, status, &body.to_string())
@@ -387,8 +438,15 @@ impl Engine {
         })
     }
 
-    /// Writes an outcome. On a claim conflict nothing is written (the caller's
-    /// transaction is dropped, which rolls it back).
+    /// Writes an outcome, keeping `around` (read under the case's lock) as the case now
+    /// is. On a claim conflict nothing is written (the caller's transaction is dropped,
+    /// which rolls it back).
+    ///
+    /// Round trips are the cost of a transition: timers a state shares with the one it
+    /// left stay (handed over, not cancelled and set again), escalations are resolved only
+    /// when one is open, and the agreement number — a counter one school's confirms
+    /// share — is taken after every other write but the case's own and its mail (which
+    /// print it), so a confirm holds the counter's row for as few statements as it can.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply(
         &self,
@@ -396,6 +454,8 @@ impl Engine {
         def: &Definition,
         before: Option<&CaseRow>,
         case: &CaseRef,
+        parties: &Parties,
+        around: &mut Around,
         outcome: &Outcome,
         actor: &Actor,
         idem: Option<&Idempotency>,
@@ -403,10 +463,7 @@ impl Engine {
     ) -> Result<CaseRow> {
         let now_ms = millis(now);
         let mut data = outcome.data.clone();
-        if outcome.effects.contains(&Effect::AssignAgreementNumber) {
-            self.assign_agreement_number(tx, case, &mut data, now).await?;
-        }
-        let row = CaseRow {
+        let mut row = CaseRow {
             id: case.id.clone(),
             workflow: def.name.clone(),
             workflow_hash: match before {
@@ -427,14 +484,18 @@ impl Engine {
                 before.map(|b| b.state_entered_at).unwrap_or(now_ms)
             },
         };
-        match before {
-            Some(b) => tx.update_case(&row, b.version).await?,
-            None => tx.insert_case(&row).await?,
+        let numbered = outcome.effects.contains(&Effect::AssignAgreementNumber);
+        if before.is_none() {
+            if numbered {
+                self.assign_agreement_number(tx, case, &mut data, now).await?;
+                row.data = data.to_string();
+            }
+            tx.insert_case(&row).await?;
         }
         if outcome.migration {
             tx.pin_case(&row.id, &row.workflow_hash).await?;
         }
-        tx.insert_history(&HistoryRow {
+        let mut history = HistoryRow {
             case_id: row.id.clone(),
             seq: row.version,
             transition: outcome.transition.clone(),
@@ -448,10 +509,9 @@ impl Engine {
                 .then(|| serde_json::to_string(&outcome.changes).expect("changes serialise")),
             actor_sub: actor.person.as_ref().map(|p| p.sub.clone()),
             actor_name: actor.person.as_ref().and_then(|p| p.name.clone()),
-            data: Some(row.data.clone()),
+            data: None,
             hash: None,
-        })
-        .await?;
+        };
         for key in &outcome.release {
             tx.release_claim(key, &row.id).await?;
         }
@@ -466,57 +526,113 @@ impl Engine {
             }
         }
         if outcome.enters {
-            if before.is_some() {
-                tx.cancel_timers(&row.id, now_ms).await?;
-            }
-            tx.resolve_escalations(&row.id, now_ms).await?;
-            for timer in &outcome.timers {
-                self.set_timer(tx, &row, &timer.action, timer.due, now_ms).await?;
-            }
-        }
-        let cause = mail_cause(def, outcome);
-        for mail in &outcome.mails {
-            self.queue_mail(tx, def, &row, &data, mail, &format!("h{}", row.version), &cause)
+            self.enter_timers(tx, before.is_some(), &row, around, outcome, now_ms)
                 .await?;
+            if around.escalations.iter().any(|e| e.resolved_at.is_none()) {
+                tx.resolve_escalations(&row.id, now_ms).await?;
+                for e in around.escalations.iter_mut().filter(|e| e.resolved_at.is_none()) {
+                    e.resolved_at = Some(now_ms);
+                }
+            }
         }
         for effect in &outcome.effects {
             self.effect(tx, def, &row, &outcome.data, effect, &outcome.transition, now_ms)
                 .await?;
+        }
+        if let Some(b) = before {
+            if numbered {
+                self.assign_agreement_number(tx, case, &mut data, now).await?;
+                row.data = data.to_string();
+            }
+            tx.update_case(&row, b.version).await?;
+        }
+        // The history row keeps the data the transition left, agreement number included
+        // (what a render of this version prints), so it is written once the number is taken.
+        // Chained to the last row this transaction read with the case (under its lock).
+        history.data = Some(row.data.clone());
+        let previous = around.history.last().and_then(|h| h.hash.clone()).unwrap_or_default();
+        history.hash = Some(tx.insert_history(&history, &previous).await?);
+        around.history.push(history);
+        let cause = mail_cause(def, outcome);
+        for mail in &outcome.mails {
+            self.queue_mail(
+                tx,
+                def,
+                &row,
+                &data,
+                parties,
+                mail,
+                &format!("h{}", row.version),
+                &cause,
+            )
+            .await?;
         }
         tracing::info!(case = %row.id, workflow = %def.name, transition = %outcome.transition, actor = %actor.who(),
             from = outcome.from.as_deref().unwrap_or("-"), to = %outcome.to, "transition fired");
         Ok(row)
     }
 
-    /// A timer row; the workers' timer loops fire it when it is due.
-    async fn set_timer(
+    /// The timers of the state a case entered. When they are the ones already pending
+    /// (the same timers with the same due times, as between two states that share an
+    /// invitation's deadline), they are handed over to the new state; otherwise the
+    /// pending ones are cancelled and the new ones set, with one wake-up for them all.
+    async fn enter_timers(
         &self,
         tx: &mut Tx,
+        existing: bool,
         row: &CaseRow,
-        action: &TimerAction,
-        due: DateTime<Utc>,
+        around: &mut Around,
+        outcome: &Outcome,
         now_ms: i64,
     ) -> Result<()> {
-        let (fire, spec) = match action {
-            TimerAction::Fire(t) => (t.clone(), None),
-            TimerAction::Mail(mail) => (
-                String::new(),
-                Some(serde_json::to_string(mail).expect("a mail spec serialises")),
-            ),
-        };
-        let timer = TimerRow {
-            id: Uuid::now_v7().to_string(),
-            case_id: row.id.clone(),
-            state: row.state.clone(),
-            fire,
-            due_at: millis(due),
-            status: "pending".into(),
-            spec,
-        };
-        tx.insert_timer(&timer, now_ms).await?;
-        // The timer loop of every worker fires it on time (`jobs::runner`); the notice
-        // wakes the loops of other processes, so the new timer is on their schedule.
-        Ok(tx.notify_timer_set().await?)
+        let mut wanted: Vec<(String, Option<String>, i64)> = outcome
+            .timers
+            .iter()
+            .map(|t| {
+                let (fire, spec) = timer_spec(&t.action);
+                (fire, spec, millis(t.due))
+            })
+            .collect();
+        let mut pending: Vec<(String, Option<String>, i64)> = around
+            .timers
+            .iter()
+            .map(|t| (t.fire.clone(), t.spec.clone(), t.due_at))
+            .collect();
+        wanted.sort();
+        pending.sort();
+        if existing && !wanted.is_empty() && wanted == pending {
+            tx.move_timers(&row.id, &row.state).await?;
+            for t in &mut around.timers {
+                t.state = row.state.clone();
+            }
+            return Ok(());
+        }
+        if existing && !around.timers.is_empty() {
+            tx.cancel_timers(&row.id, now_ms).await?;
+        }
+        around.timers = outcome
+            .timers
+            .iter()
+            .map(|timer| {
+                let (fire, spec) = timer_spec(&timer.action);
+                TimerRow {
+                    id: Uuid::now_v7().to_string(),
+                    case_id: row.id.clone(),
+                    state: row.state.clone(),
+                    fire,
+                    due_at: millis(timer.due),
+                    status: "pending".into(),
+                    spec,
+                }
+            })
+            .collect();
+        tx.insert_timers(&around.timers, now_ms).await?;
+        if !outcome.timers.is_empty() {
+            // The timer loop of every worker fires them on time (`jobs::runner`); the
+            // notice wakes the loops of other processes, so they are on their schedule.
+            tx.notify_timer_set().await?;
+        }
+        Ok(())
     }
 
     /// Pushes a job onto the queue configured for its kind, in the caller's transaction.
@@ -529,18 +645,33 @@ impl Engine {
             .workers
             .queue_of(job.kind())
             .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
-        let delay = (at - self.now()).max(chrono::Duration::zero());
-        // apalis keeps whole seconds. A job for now may run at once: this second, rounded
-        // down (rounded up, it waited for the next second and the next poll after it). A
-        // later one is rounded up: a job must not run before its moment.
-        let at_ms = (Utc::now() + delay).timestamp_millis().max(0) as u64;
-        let run_at = if delay.is_zero() {
-            at_ms / 1000
-        } else {
-            at_ms.div_ceil(1000)
-        };
+        let run_at = run_at_seconds(at - self.now());
         tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
             .await?;
+        Ok(())
+    }
+
+    /// Pushes jobs in the caller's transaction, as [`Engine::push`] does one: those
+    /// of one queue together.
+    pub async fn push_all(&self, tx: &mut Tx, jobs: &[Job], at: DateTime<Utc>) -> Result<()> {
+        if let [job] = jobs {
+            return self.push(tx, job, at).await;
+        }
+        let mut by_queue: Vec<(&crate::jobs::QueueConfig, Vec<Vec<u8>>)> = Vec::new();
+        for job in jobs {
+            let queue = self
+                .workers
+                .queue_of(job.kind())
+                .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
+            match by_queue.iter_mut().find(|(q, _)| q.queue == queue.queue) {
+                Some((_, payloads)) => payloads.push(job.encode()),
+                None => by_queue.push((queue, vec![job.encode()])),
+            }
+        }
+        let run_at = run_at_seconds(at - self.now());
+        for (queue, payloads) in by_queue {
+            tx.push_jobs(&queue.queue, payloads, run_at, queue.max_attempts).await?;
+        }
         Ok(())
     }
 
@@ -552,6 +683,23 @@ impl Engine {
     /// that lock is its latest word.
     pub async fn fire_timer(&self, timer_id: &str) -> Result<TimerFired> {
         let started = std::time::Instant::now();
+        let ((fired, transition), statements) = crate::store::count_statements(self.fire_timer_counted(timer_id)).await;
+        if let Some((workflow, transition)) = transition {
+            // A transition the system fired counts with the parties' ones.
+            self.metrics.transition(&workflow, &transition, "ok", started.elapsed());
+            self.metrics.statements(&workflow, &transition, statements);
+        }
+        fired
+    }
+
+    /// [`Engine::fire_timer`], with the workflow and transition when one fired.
+    async fn fire_timer_counted(&self, timer_id: &str) -> (Result<TimerFired>, Option<(String, String)>) {
+        let mut fired = None;
+        let result = self.fire_timer_in(timer_id, &mut fired).await;
+        (result, fired)
+    }
+
+    async fn fire_timer_in(&self, timer_id: &str, fired: &mut Option<(String, String)>) -> Result<TimerFired> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let Some(peeked) = tx.timer(timer_id).await? else {
@@ -586,7 +734,7 @@ impl Engine {
             return Ok(TimerFired::Stale);
         }
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
-        let case = self.case_ref(&mut tx, &row).await?;
+        let (case, mut around) = self.case_around(&mut tx, &row).await?;
         let parties = self.parties(&mut tx, &case).await?;
         let actor = Actor::system();
         let empty = json!({});
@@ -601,12 +749,22 @@ impl Engine {
             now,
         };
         let outcome = decide(&request)?;
-        self.apply(&mut tx, &def, Some(&row), &case, &outcome, &actor, None, now)
-            .await?;
+        self.apply(
+            &mut tx,
+            &def,
+            Some(&row),
+            &case,
+            &parties,
+            &mut around,
+            &outcome,
+            &actor,
+            None,
+            now,
+        )
+        .await?;
         tx.finish_timer(&timer.id, "fired", millis(now)).await?;
         tx.commit().await?;
-        // A transition the system fired counts with the parties' ones.
-        self.metrics.transition(&def.name, &timer.fire, "ok", started.elapsed());
+        *fired = Some((def.name.clone(), timer.fire.clone()));
         Ok(TimerFired::Fired)
     }
 
@@ -681,100 +839,14 @@ impl Engine {
     pub async fn view(&self, case_id: &str, actor: &Actor) -> Result<CaseView> {
         let mut tx = self.db.read().await?;
         let row = tx.case(case_id).await?.ok_or_else(|| not_found("case", case_id))?;
-        if !is_party(&self.case_ref(&mut tx, &row).await?, actor) {
+        let (case, around) = self.case_around(&mut tx, &row).await?;
+        if !is_party(&case, actor) {
             return Err(Refusal::NotYourCase.into());
         }
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
-        let view = self.view_in(&mut tx, &def, &row, actor).await;
+        let parties = self.parties(&mut tx, &case).await?;
         tx.rollback().await?;
-        view
-    }
-
-    async fn view_in(&self, tx: &mut Tx, def: &Definition, row: &CaseRow, actor: &Actor) -> Result<CaseView> {
-        let case = self.case_ref(tx, row).await?;
-        let parties = self.parties(tx, &case).await?;
-        let actions = actions(def, &case, actor, &parties);
-        let history = tx
-            .history(&row.id)
-            .await?
-            .into_iter()
-            .map(|h| HistoryView {
-                seq: h.seq,
-                transition: h.transition,
-                from: h.from_state,
-                to: h.to_state,
-                by: super::shown_as(&h.actor, h.actor_sub.as_deref(), h.actor_name.as_deref()),
-                person: h.actor_sub.map(|sub| super::Person {
-                    sub,
-                    name: h.actor_name,
-                }),
-                actor: h.actor,
-                input: serde_json::from_str(&h.input).unwrap_or(Value::Null),
-                changes: h
-                    .changes
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok())
-                    .unwrap_or_default(),
-                at: from_millis(h.at).to_rfc3339(),
-            })
-            .collect();
-        let events = tx
-            .escalations_of(&row.id)
-            .await?
-            .into_iter()
-            .map(|e| EventView {
-                event: format!("escalate:{}", e.level),
-                state: e.state,
-                to: e.to_role.split(',').map(str::to_string).collect(),
-                actor: "system".into(),
-                at: from_millis(e.escalated_at).to_rfc3339(),
-                resolved_at: e.resolved_at.map(|t| from_millis(t).to_rfc3339()),
-            })
-            .collect();
-        let timers = tx
-            .timers_of(&row.id)
-            .await?
-            .into_iter()
-            .filter(|t| t.status == "pending")
-            .map(|t| TimerView {
-                fire: t.fire,
-                due_at: from_millis(t.due_at).to_rfc3339(),
-                status: t.status,
-            })
-            .collect();
-        let state = def.state(&row.state);
-        let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        Ok(CaseView {
-            id: row.id.clone(),
-            workflow: def.name.clone(),
-            workflow_title: def.title.clone(),
-            workflow_version: row.workflow_hash.clone(),
-            state: row.state.clone(),
-            state_title: state.map(|s| s.title.clone()).unwrap_or_default(),
-            terminal: state.is_some_and(|s| s.terminal),
-            version: row.version,
-            data: case.data.clone(),
-            parties: PartiesView {
-                student: PartyRef {
-                    id: case.student_id.clone(),
-                    name: name(&parties.student),
-                },
-                employer: case.employer_id.clone().map(|id| PartyRef {
-                    id,
-                    name: name(&parties.employer),
-                }),
-                school: PartyRef {
-                    id: case.school_id.clone(),
-                    name: name(&parties.school),
-                },
-            },
-            history,
-            events,
-            timers,
-            actions,
-            created_at: from_millis(row.created_at).to_rfc3339(),
-            updated_at: from_millis(row.updated_at).to_rfc3339(),
-        })
+        Ok(view_of(&def, &row, &case, &parties, &around, actor))
     }
 
     /// Cases `actor` may see that match the filter, at most `filter.limit`.
@@ -867,32 +939,41 @@ impl Engine {
     /// The facts of a stored case the core decides on, with its current documents
     /// counted by slot (`documents.stamped_agreement` in conditions).
     pub(super) async fn case_ref(&self, tx: &mut Tx, row: &CaseRow) -> Result<CaseRef> {
+        Ok(self.case_around(tx, row).await?.0)
+    }
+
+    /// The facts of a stored case and what surrounds it (history, escalations, pending
+    /// timers), read in one round trip: the case's current documents counted by slot
+    /// (`documents.stamped_agreement` in conditions) and which of the definition's
+    /// claim keys for it another case holds.
+    pub(super) async fn case_around(&self, tx: &mut Tx, row: &CaseRow) -> Result<(CaseRef, Around)> {
         let mut case = plain_case_ref(row)?;
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let keys: Vec<(String, String)> = def
+            .claims
+            .values()
+            .map(|claim| (claim.name.clone(), super::claim_key(&claim.key, &case)))
+            .collect();
+        let wanted: Vec<String> = keys.iter().map(|(_, key)| key.clone()).collect();
+        let around = tx.around(&row.id, &row.student_id, &wanted).await?;
         let mut counts = serde_json::Map::new();
-        for d in tx
-            .documents(&row.id)
-            .await?
-            .into_iter()
-            .filter(|d| d.page == 0 && d.replaced_at.is_none())
-        {
-            let n = counts.get(&d.slot).and_then(Value::as_i64).unwrap_or(0);
-            counts.insert(d.slot, json!(n + 1));
+        for slot in &around.documents {
+            let n = counts.get(slot).and_then(Value::as_i64).unwrap_or(0);
+            counts.insert(slot.clone(), json!(n + 1));
         }
         case.documents = Value::Object(counts);
         // Staff of one college reach only its students' cases (see `is_party`).
-        case.college = tx
-            .party(PartyKind::Student, &row.student_id)
-            .await?
-            .and_then(|p| student_college(&p.data_json()));
-        // Which of the definition's claim keys for this case another case holds.
-        let def = self.definition_of(tx, &row.workflow_hash).await?;
-        for claim in def.claims.values() {
-            let key = super::claim_key(&claim.key, &case);
-            if tx.claim_holder(&key).await?.is_some_and(|holder| holder != row.id) {
-                case.held_elsewhere.push(claim.name.clone());
+        case.college = around
+            .student_record
+            .as_deref()
+            .and_then(|record| serde_json::from_str::<Value>(record).ok())
+            .and_then(|record| student_college(&record));
+        for (name, key) in keys {
+            if around.holders.iter().any(|(k, holder)| *k == key && *holder != row.id) {
+                case.held_elsewhere.push(name);
             }
         }
-        Ok(case)
+        Ok((case, around))
     }
 
     /// The parties of a stored case.
@@ -900,10 +981,27 @@ impl Engine {
         self.parties(tx, &plain_case_ref(row)?).await
     }
 
-    /// The parties' records as JSON for conditions and views, with their names.
+    /// The parties' records as JSON for conditions and views, with their names (one
+    /// round trip).
     pub(super) async fn parties(&self, tx: &mut Tx, case: &CaseRef) -> Result<Parties> {
-        let record = |row: Option<PartyRow>| {
-            row.map(|p: PartyRow| {
+        let rows = tx
+            .case_parties(
+                &case.student_id,
+                case.employer_id.as_deref(),
+                Some(case.school_id.as_str()),
+            )
+            .await?;
+        Ok(parties_from(case, rows))
+    }
+}
+
+/// The parties of `case` among `rows` (read by [`Tx::case_parties`]): each record's data
+/// with its id and name, `null` for one not on file.
+fn parties_from(case: &CaseRef, rows: Vec<PartyRow>) -> Parties {
+    let record = |kind: PartyKind, id: Option<&str>| {
+        rows.iter()
+            .find(|p| p.kind == kind.as_str() && Some(p.id.as_str()) == id)
+            .map(|p| {
                 let mut data = p.data_json();
                 if let Some(map) = data.as_object_mut() {
                     map.insert("id".into(), json!(p.id));
@@ -912,17 +1010,138 @@ impl Engine {
                 data
             })
             .unwrap_or(Value::Null)
-        };
-        let student = record(tx.party(PartyKind::Student, &case.student_id).await?);
-        let employer = match &case.employer_id {
-            Some(id) => record(tx.party(PartyKind::Employer, id).await?),
-            None => Value::Null,
-        };
-        let school = record(tx.party(PartyKind::School, &case.school_id).await?);
-        Ok(Parties {
-            student,
-            employer,
-            school,
+    };
+    Parties {
+        student: record(PartyKind::Student, Some(&case.student_id)),
+        employer: record(PartyKind::Employer, case.employer_id.as_deref()),
+        school: record(PartyKind::School, Some(&case.school_id)),
+    }
+}
+
+/// When apalis should run a job due after `delay`, in Unix seconds on the wall clock.
+fn run_at_seconds(delay: chrono::Duration) -> u64 {
+    let delay = delay.max(chrono::Duration::zero());
+    // apalis keeps whole seconds. A job for now may run at once: this second, rounded
+    // down (rounded up, it waited for the next second and the next poll after it). A
+    // later one is rounded up: a job must not run before its moment.
+    let at_ms = (Utc::now() + delay).timestamp_millis().max(0) as u64;
+    if delay.is_zero() {
+        at_ms / 1000
+    } else {
+        at_ms.div_ceil(1000)
+    }
+}
+
+/// How a timer action is stored: the transition it fires, or the mail it sends.
+fn timer_spec(action: &TimerAction) -> (String, Option<String>) {
+    match action {
+        TimerAction::Fire(t) => (t.clone(), None),
+        TimerAction::Mail(mail) => (
+            String::new(),
+            Some(serde_json::to_string(mail).expect("a mail spec serialises")),
+        ),
+    }
+}
+
+/// The case as `actor` sees it, from what was read (or written) under its lock.
+fn view_of(
+    def: &Definition,
+    row: &CaseRow,
+    case: &CaseRef,
+    parties: &Parties,
+    around: &Around,
+    actor: &Actor,
+) -> CaseView {
+    let actions = actions(def, case, actor, parties);
+    let history = around
+        .history
+        .iter()
+        .map(|h| HistoryView {
+            seq: h.seq,
+            transition: h.transition.clone(),
+            from: h.from_state.clone(),
+            to: h.to_state.clone(),
+            by: super::shown_as(&h.actor, h.actor_sub.as_deref(), h.actor_name.as_deref()),
+            person: h.actor_sub.clone().map(|sub| super::Person {
+                sub,
+                name: h.actor_name.clone(),
+            }),
+            actor: h.actor.clone(),
+            input: serde_json::from_str(&h.input).unwrap_or(Value::Null),
+            changes: h
+                .changes
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default(),
+            at: from_millis(h.at).to_rfc3339(),
+        })
+        .collect();
+    let events = around
+        .escalations
+        .iter()
+        .map(|e| EventView {
+            event: format!("escalate:{}", e.level),
+            state: e.state.clone(),
+            to: e.to_role.split(',').map(str::to_string).collect(),
+            actor: "system".into(),
+            at: from_millis(e.escalated_at).to_rfc3339(),
+            resolved_at: e.resolved_at.map(|t| from_millis(t).to_rfc3339()),
+        })
+        .collect();
+    let timers = around
+        .timers
+        .iter()
+        .filter(|t| t.status == "pending")
+        .map(|t| TimerView {
+            fire: t.fire.clone(),
+            due_at: from_millis(t.due_at).to_rfc3339(),
+            status: t.status.clone(),
+        })
+        .collect();
+    let state = def.state(&row.state);
+    let name = |v: &Value| v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    CaseView {
+        id: row.id.clone(),
+        workflow: def.name.clone(),
+        workflow_title: def.title.clone(),
+        workflow_version: row.workflow_hash.clone(),
+        state: row.state.clone(),
+        state_title: state.map(|s| s.title.clone()).unwrap_or_default(),
+        terminal: state.is_some_and(|s| s.terminal),
+        version: row.version,
+        data: case.data.clone(),
+        parties: PartiesView {
+            student: PartyRef {
+                id: case.student_id.clone(),
+                name: name(&parties.student),
+            },
+            employer: case.employer_id.clone().map(|id| PartyRef {
+                id,
+                name: name(&parties.employer),
+            }),
+            school: PartyRef {
+                id: case.school_id.clone(),
+                name: name(&parties.school),
+            },
+        },
+        history,
+        events,
+        timers,
+        actions,
+        created_at: from_millis(row.created_at).to_rfc3339(),
+        updated_at: from_millis(row.updated_at).to_rfc3339(),
+    }
+}
+
+impl CaseRef {
+    /// The case after a transition wrote `row`: its new state and data, with the
+    /// documents and the claims held elsewhere as read under its lock (a transition
+    /// adds no document, and a claim it took was not held elsewhere, or it failed).
+    pub(super) fn after(&self, row: &CaseRow) -> Result<CaseRef> {
+        Ok(CaseRef {
+            state: row.state.clone(),
+            data: row.data_json()?,
+            ..self.clone()
         })
     }
 }

@@ -610,7 +610,8 @@ impl Engine {
                 row.state
             )));
         };
-        let case = self.case_ref(&mut tx, &row).await?;
+        let (case, mut around) = self.case_around(&mut tx, &row).await?;
+        let parties = self.parties(&mut tx, &case).await?;
         let held = super::state_claims(&old, &row.state, &case);
         let wanted = super::state_claims(new, &to, &case);
         let release = held
@@ -679,7 +680,18 @@ impl Engine {
             migration: true,
         };
         match self
-            .apply(&mut tx, new, Some(&row), &case, &outcome, actor, None, now)
+            .apply(
+                &mut tx,
+                new,
+                Some(&row),
+                &case,
+                &parties,
+                &mut around,
+                &outcome,
+                actor,
+                None,
+                now,
+            )
             .await
         {
             Ok(_) => {}

@@ -151,7 +151,135 @@ const DESTINATION_COLUMNS: &str = "id, student_id, category_code, unit_name, loc
 
 pub(super) const CASE_COLUMNS: &str = "id, workflow, workflow_hash, state, version, data, student_id, employer_id, school_id, created_at, updated_at, state_entered_at";
 
+/// What surrounds a case in the answer to a transition or a read: its history, its
+/// escalations and its pending timers, read in one query ([`Tx::around`]) and kept up to
+/// date in memory by the transition that writes them, so the answer needs no second read.
+#[derive(Debug, Clone, Default)]
+pub struct Around {
+    /// By `seq`.
+    pub history: Vec<HistoryRow>,
+    /// By escalation time and level.
+    pub escalations: Vec<super::EscalationRow>,
+    /// The pending ones, in the order they were set.
+    pub timers: Vec<TimerRow>,
+    /// The slot of each of the case's current documents (one a file).
+    pub documents: Vec<String>,
+    /// (key, holding case) of the claim keys asked about that some case holds.
+    pub holders: Vec<(String, String)>,
+    /// The record of the case's student as synced (JSON), when there is one.
+    pub student_record: Option<String>,
+}
+
+/// One row of [`Tx::around`]'s union: `kind` says which table, the rest are that
+/// table's columns in a fixed order (see the query).
+type AroundRow = (
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
 impl Tx {
+    /// A case's history, escalations, pending timers, current documents, its student's
+    /// record and the holders of the claim keys `keys`, in one round trip.
+    pub async fn around(&mut self, case_id: &str, student_id: &str, keys: &[String]) -> Result<Around> {
+        let mut sql = String::from(
+            "SELECT 'h' AS kind, seq AS n, transition AS a, from_state AS b, to_state AS c, actor AS d,
+                          input AS e, changes AS f, actor_sub AS g, actor_name AS h, hash AS i, at AS t1,
+                          CAST(NULL AS BIGINT) AS t2
+                   FROM history WHERE case_id = $1
+                   UNION ALL
+                   SELECT 'e', level, state, to_role, NULL, NULL, NULL, NULL, NULL, NULL, NULL, escalated_at, resolved_at
+                   FROM escalations WHERE case_id = $1
+                   UNION ALL
+                   SELECT 't', 0, id, state, fire, status, spec, NULL, NULL, NULL, NULL, due_at, created_at
+                   FROM timers WHERE case_id = $1 AND status = 'pending'
+                   UNION ALL
+                   SELECT 'd', 0, slot, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                   FROM documents WHERE case_id = $1 AND page = 0 AND replaced_at IS NULL
+                   UNION ALL
+                   SELECT 's', 0, data, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                   FROM parties WHERE kind = 'student' AND id = $2",
+        );
+        if !keys.is_empty() {
+            let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+            sql.push_str(&format!(
+                " UNION ALL SELECT 'c', 0, key, case_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM claims WHERE key IN ({})",
+                marks.join(", ")
+            ));
+        }
+        let rows = on_tx!(self, |c| {
+            let mut q = sqlx::query_as::<_, AroundRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(case_id)
+                .bind(student_id);
+            for key in keys {
+                q = q.bind(key);
+            }
+            q.fetch_all(c).await
+        })?;
+        let mut around = Around::default();
+        let mut timers = Vec::new();
+        for (kind, n, a, b, c, d, e, f, g, h, i, t1, t2) in rows {
+            let text = |v: Option<String>| v.unwrap_or_default();
+            match kind.as_str() {
+                "h" => around.history.push(HistoryRow {
+                    case_id: case_id.to_string(),
+                    seq: n,
+                    transition: text(a),
+                    from_state: b,
+                    to_state: text(c),
+                    actor: text(d),
+                    input: text(e),
+                    at: t1.unwrap_or_default(),
+                    idempotency_key: None,
+                    changes: f,
+                    actor_sub: g,
+                    actor_name: h,
+                    // Not read: the answer shows no case data per entry.
+                    data: None,
+                    hash: i,
+                }),
+                "e" => around.escalations.push(super::EscalationRow {
+                    state: text(a),
+                    level: n,
+                    to_role: text(b),
+                    escalated_at: t1.unwrap_or_default(),
+                    resolved_at: t2,
+                }),
+                "d" => around.documents.push(text(a)),
+                "s" => around.student_record = a,
+                "c" => around.holders.push((text(a), text(b))),
+                _ => timers.push((
+                    t2.unwrap_or_default(),
+                    TimerRow {
+                        id: text(a),
+                        case_id: case_id.to_string(),
+                        state: text(b),
+                        fire: text(c),
+                        due_at: t1.unwrap_or_default(),
+                        status: text(d),
+                        spec: e,
+                    },
+                )),
+            }
+        }
+        around.history.sort_by_key(|h| h.seq);
+        around.escalations.sort_by_key(|e| (e.escalated_at, e.level));
+        timers.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        around.timers = timers.into_iter().map(|(_, t)| t).collect();
+        Ok(around)
+    }
+
     pub async fn case(&mut self, id: &str) -> Result<Option<CaseRow>> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
         Ok(on_tx!(self, |c| sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(
@@ -291,18 +419,11 @@ impl Tx {
         Ok(())
     }
 
-    /// Appends a history row, chained to the row before it (`hash`, computed here so that
-    /// no caller can write a row outside the chain).
-    pub async fn insert_history(&mut self, h: &HistoryRow) -> Result<()> {
-        let previous_sql = "SELECT hash FROM history WHERE case_id = $1 AND seq = $2";
-        let previous = on_tx!(self, |c| sqlx::query_scalar::<_, Option<String>>(previous_sql)
-            .bind(&h.case_id)
-            .bind(h.seq - 1)
-            .fetch_optional(c)
-            .await)?
-        .flatten()
-        .unwrap_or_default();
-        let hash = h.chain_hash(&previous);
+    /// Appends a history row chained to the case's last row, whose hash is `previous`
+    /// (empty for a case's first row, or after a row from before the chain); the row's own
+    /// hash is computed here, stored with it and returned.
+    pub async fn insert_history(&mut self, h: &HistoryRow, previous: &str) -> Result<String> {
+        let hash = h.chain_hash(previous);
         let sql =
             "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name, data, hash)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
@@ -324,7 +445,7 @@ impl Tx {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(hash)
     }
 
     /// Takes a claim key for a case. `Err(holder)` names the case already holding it.
@@ -379,6 +500,58 @@ impl Tx {
     }
 
     /// Cancels a case's pending timers: its state is left, so they no longer apply.
+    /// Sets timers in one statement.
+    pub async fn insert_timers(&mut self, timers: &[TimerRow], now_ms: i64) -> Result<()> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<String> = (0..timers.len())
+            .map(|i| {
+                let k = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, 'pending', $1, ${})",
+                    k + 2,
+                    k + 3,
+                    k + 4,
+                    k + 5,
+                    k + 6,
+                    k + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at, spec) VALUES {}",
+            rows.join(", ")
+        );
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms);
+            for t in timers {
+                q = q
+                    .bind(&t.id)
+                    .bind(&t.case_id)
+                    .bind(&t.state)
+                    .bind(&t.fire)
+                    .bind(t.due_at)
+                    .bind(&t.spec);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Hands a case's pending timers to the state it entered (one whose timers are the
+    /// same, with the same due times): they fire from there, and nothing is set again.
+    pub async fn move_timers(&mut self, case_id: &str, state: &str) -> Result<()> {
+        let sql = "UPDATE timers SET state = $1 WHERE case_id = $2 AND status = 'pending'";
+        on_tx!(self, |c| sqlx::query(sql)
+            .bind(state)
+            .bind(case_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     pub async fn cancel_timers(&mut self, case_id: &str, now_ms: i64) -> Result<()> {
         let sql = "UPDATE timers SET status = 'cancelled', done_at = $1 WHERE case_id = $2 AND status = 'pending'";
         on_tx!(self, |c| sqlx::query(sql)

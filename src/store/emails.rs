@@ -74,6 +74,42 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Records logical sends in one statement; returns the ids of those whose key was
+    /// not recorded yet.
+    pub async fn insert_emails(&mut self, emails: &[EmailRow]) -> Result<Vec<String>> {
+        let rows: Vec<String> = (0..emails.len())
+            .map(|i| {
+                let marks: Vec<String> = (1..=14).map(|k| format!("${}", i * 14 + k)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO emails ({EMAIL_COLUMNS}) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING id",
+            rows.join(", ")
+        );
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.as_str()));
+            for e in emails {
+                q = q
+                    .bind(&e.id)
+                    .bind(&e.key)
+                    .bind(&e.case_id)
+                    .bind(&e.template)
+                    .bind(&e.to_role)
+                    .bind(&e.to_name)
+                    .bind(&e.to_address)
+                    .bind(&e.context)
+                    .bind(&e.status)
+                    .bind(e.attempts)
+                    .bind(&e.last_error)
+                    .bind(e.lease_until)
+                    .bind(e.created_at)
+                    .bind(e.sent_at);
+            }
+            q.fetch_all(c).await
+        })?)
+    }
+
     pub async fn email(&mut self, id: &str) -> Result<Option<EmailRow>> {
         let sql = format!("SELECT {EMAIL_COLUMNS} FROM emails WHERE id = $1{}", self.for_update());
         Ok(on_tx!(self, |c| sqlx::query_as::<_, EmailRow>(sqlx::AssertSqlSafe(

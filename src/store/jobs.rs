@@ -12,6 +12,7 @@ impl Tx {
             .run_at_timestamp(run_at)
             .max_attempts(max_attempts)
             .build();
+        super::counted();
         match self {
             Tx::Sqlite(t) => apalis_sqlite::queries::push_tasks(&mut **t, queue, &[task])
                 .await
@@ -25,19 +26,54 @@ impl Tx {
         }
     }
 
+    /// Pushes encoded jobs onto `queue` together (one statement on PostgreSQL; apalis
+    /// inserts them one by one on SQLite).
+    pub async fn push_jobs(
+        &mut self,
+        queue: &str,
+        payloads: Vec<Vec<u8>>,
+        run_at: u64,
+        max_attempts: usize,
+    ) -> Result<()> {
+        let tasks: Vec<_> = payloads
+            .into_iter()
+            .map(|payload| {
+                TaskBuilder::new(payload)
+                    .run_at_timestamp(run_at)
+                    .max_attempts(max_attempts)
+                    .build()
+            })
+            .collect();
+        match self {
+            Tx::Sqlite(t) => {
+                for _ in &tasks {
+                    super::counted();
+                }
+                apalis_sqlite::queries::push_tasks(&mut **t, queue, &tasks)
+                    .await
+                    .map_err(|e| StoreError::Queue(e.to_string()))
+            }
+            Tx::Postgres(t) => {
+                super::counted();
+                apalis_postgres::queries::push_tasks(&mut **t, queue, tasks)
+                    .await
+                    .map_err(|e| StoreError::Queue(e.to_string()))?;
+                self.notify(&format!("job:{queue}")).await
+            }
+        }
+    }
+
     /// Tells the workers of every process, at commit, that a timer was set (PostgreSQL;
     /// SQLite's hooks see the insert).
     pub async fn notify_timer_set(&mut self) -> Result<()> {
         self.notify("timer").await
     }
 
+    /// A wake-up for the workers of every process, sent when the transaction commits
+    /// (one statement for all of them: [`super::PgTx`]).
     async fn notify(&mut self, payload: &str) -> Result<()> {
         if let Tx::Postgres(t) = self {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(super::WAKE_CHANNEL)
-                .bind(payload)
-                .execute(&mut **t)
-                .await?;
+            t.wake(payload);
         }
         Ok(())
     }

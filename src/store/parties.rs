@@ -96,6 +96,26 @@ impl Tx {
         Ok(!existed)
     }
 
+    /// The parties of one case in one query: its student, its employer (when it has
+    /// one) and its school (`None`: the student's), in no particular order.
+    pub async fn case_parties(
+        &mut self,
+        student: &str,
+        employer: Option<&str>,
+        school: Option<&str>,
+    ) -> Result<Vec<PartyRow>> {
+        let sql = "SELECT kind, id, school_id, name, data, updated_at FROM parties
+                   WHERE (kind = 'student' AND id = $1) OR (kind = 'employer' AND id = $2)
+                      OR (kind = 'school'
+                          AND id = COALESCE($3, (SELECT s.school_id FROM parties s WHERE s.kind = 'student' AND s.id = $1)))";
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, PartyRow>(sql)
+            .bind(student)
+            .bind(employer)
+            .bind(school)
+            .fetch_all(c)
+            .await)?)
+    }
+
     pub async fn party(&mut self, kind: PartyKind, id: &str) -> Result<Option<PartyRow>> {
         let sql = "SELECT kind, id, school_id, name, data, updated_at FROM parties WHERE kind = $1 AND id = $2";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, PartyRow>(sql)
