@@ -219,6 +219,9 @@ async fn tokens_outside_their_validity_are_refused_in_plain_words(backend: Backe
 /// An offline case of S1, generated and downloaded: ready for the stamped scan.
 async fn downloaded_case(app: &TestApp) -> String {
     let case = app.offline_generated("S1").await;
+    // The preview's render too: a render stores its documents whenever its job runs, and
+    // the tests count the documents an upload adds.
+    app.wait_for_render(&case, "agreement_preview", "done").await;
     let list = app.wait_for_render(&case, "agreement", "done").await;
     let doc = current_document(&list, "agreement", 0).unwrap().clone();
     assert_eq!(app.download(&doc, &app.student("S1")).await.0, StatusCode::OK);
@@ -324,6 +327,9 @@ async fn only_the_students_own_read_records_the_download(backend: Backend) {
     let Some(app) = app(backend).await else { return };
     let s1 = app.student("S1");
     let case = app.offline_generated("S1").await;
+    // The preview's render too: a render stores its documents whenever its job runs, and
+    // the tests count the documents an upload adds.
+    app.wait_for_render(&case, "agreement_preview", "done").await;
     let list = app.wait_for_render(&case, "agreement", "done").await;
     let doc = current_document(&list, "agreement", 0).unwrap().clone();
     for reader in [app.admin(), app.reviewer()] {

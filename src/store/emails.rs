@@ -47,33 +47,6 @@ pub struct EscalationRow {
 const EMAIL_COLUMNS: &str = "id, key, case_id, template, to_role, to_name, to_address, context, status, attempts, last_error, lease_until, created_at, sent_at";
 
 impl Tx {
-    /// Records a logical send; `false` when its key was already recorded.
-    pub async fn insert_email(&mut self, e: &EmailRow) -> Result<bool> {
-        let sql = format!(
-            "INSERT INTO emails ({EMAIL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (key) DO NOTHING"
-        );
-        let n = on_tx!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&e.id)
-            .bind(&e.key)
-            .bind(&e.case_id)
-            .bind(&e.template)
-            .bind(&e.to_role)
-            .bind(&e.to_name)
-            .bind(&e.to_address)
-            .bind(&e.context)
-            .bind(&e.status)
-            .bind(e.attempts)
-            .bind(&e.last_error)
-            .bind(e.lease_until)
-            .bind(e.created_at)
-            .bind(e.sent_at)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
-    }
-
     /// Records logical sends in one statement; returns the ids of those whose key was
     /// not recorded yet.
     pub async fn insert_emails(&mut self, emails: &[EmailRow]) -> Result<Vec<String>> {

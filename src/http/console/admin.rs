@@ -325,6 +325,13 @@ pub async fn queues(State(state): State<AppState>, session: Session) -> Response
     page(StatusCode::OK, "queues.html", Some(&session), json!({ "queues": rows }))
 }
 
+/// A platform admin's form: its CSRF token checked, then the role.
+fn admin_form(state: &AppState, session: &Session, form: &[(String, String)]) -> Result<(), ApiError> {
+    session
+        .check_form(state, form)
+        .and_then(|()| platform_admin(&session.actor))
+}
+
 /// Puts a queue's failed jobs back to wait (platform admins).
 pub async fn retry_queue(
     State(state): State<AppState>,
@@ -332,10 +339,7 @@ pub async fn retry_queue(
     Path(queue): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(e) = session.check_form(&state, &form) {
-        return problem_page(Some(&session), e);
-    }
-    if let Err(e) = platform_admin(&session.actor) {
+    if let Err(e) = admin_form(&state, &session, &form) {
         return problem_page(Some(&session), e);
     }
     match state.engine.retry_failed_jobs(&queue).await {
@@ -471,10 +475,7 @@ pub async fn publish(
     Path(name): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(e) = session.check_form(&state, &form) {
-        return problem_page(Some(&session), e);
-    }
-    if let Err(e) = platform_admin(&session.actor) {
+    if let Err(e) = admin_form(&state, &session, &form) {
         return problem_page(Some(&session), e);
     }
     let source = field(&form, "source").unwrap_or_default().replace("\r\n", "\n");
@@ -509,10 +510,7 @@ pub async fn activate(
     Path((name, hash)): Path<(String, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(e) = session.check_form(&state, &form) {
-        return problem_page(Some(&session), e);
-    }
-    if let Err(e) = platform_admin(&session.actor) {
+    if let Err(e) = admin_form(&state, &session, &form) {
         return problem_page(Some(&session), e);
     }
     match state.engine.activate(&session.actor, &name, &hash).await {
