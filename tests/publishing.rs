@@ -145,6 +145,22 @@ async fn publishing_and_activating_changes_new_cases_only(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(graph.starts_with("stateDiagram-v2"), "{graph}");
+    // The same version drawn for a browser: SVG naming its states.
+    let drawn = app
+        .client
+        .get(format!(
+            "{}/api/v1/workflows/online_signing/versions/{v1}/graph",
+            app.base
+        ))
+        .bearer_auth(&admin)
+        .header("Accept", "image/svg+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drawn.status(), StatusCode::OK);
+    assert_eq!(drawn.headers()["content-type"], "image/svg+xml; charset=utf-8");
+    let svg = drawn.text().await.unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("invited"), "{svg}");
     // An unknown version is a 404, not a 5xx.
     let missing = app
         .get("/api/v1/workflows/online_signing/versions/0000/graph", &admin)

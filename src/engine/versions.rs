@@ -232,6 +232,25 @@ impl Engine {
 
     /// A version drawn as a Mermaid state diagram.
     pub async fn version_graph(&self, name: &str, hash: &str) -> Result<String> {
+        let def = self.stored_version(name, hash).await?;
+        Ok(graph::mermaid(&def))
+    }
+
+    /// A stored version drawn as SVG, each state shaded by the live cases in it.
+    pub async fn version_graph_svg(&self, name: &str, hash: &str) -> Result<String> {
+        let def = self.stored_version(name, hash).await?;
+        let live = self
+            .versions(name)
+            .await?
+            .into_iter()
+            .find(|v| v.hash == def.hash)
+            .map(|v| v.live_cases)
+            .unwrap_or_default();
+        Ok(graph::svg(&def, &live))
+    }
+
+    /// A stored version of workflow `name`, parsed.
+    async fn stored_version(&self, name: &str, hash: &str) -> Result<Arc<Definition>> {
         let mut tx = self.db.read().await?;
         let found = tx.version(hash).await?.filter(|v| v.name == name);
         let def = match found {
@@ -239,7 +258,7 @@ impl Engine {
             None => None,
         };
         tx.rollback().await?;
-        def.map(|d| graph::mermaid(&d)).ok_or_else(|| EngineError::NotFound {
+        def.ok_or_else(|| EngineError::NotFound {
             what: "version",
             id: hash.to_string(),
         })

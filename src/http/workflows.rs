@@ -123,19 +123,32 @@ pub async fn source(
     Ok(Json(VersionSource { name, hash, source }))
 }
 
-/// A version drawn as a Mermaid state diagram.
+/// A version drawn as a Mermaid state diagram, or as SVG for a browser (`Accept:
+/// image/svg+xml`), its states shaded by the live cases in them.
 #[utoipa::path(get, path = "/api/v1/workflows/{name}/versions/{hash}/graph", operation_id = "get_version_graph", tag = "workflows",
     params(("name" = String, Path, description = "the workflow"), ("hash" = String, Path, description = "the version")),
-    responses((status = 200, description = "the Mermaid source", content_type = "text/vnd.mermaid", body = String), (status = 403, body = Problem, description = "not a platform admin")),
+    responses((status = 200, description = "the Mermaid source, or the SVG drawing when `Accept` asks for `image/svg+xml`",
+            content((String = "text/vnd.mermaid"), (String = "image/svg+xml"))),
+        (status = 403, body = Problem, description = "not a platform admin")),
     security(("bearer" = [])))]
 pub async fn graph(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path((name, hash)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     platform_admin(&actor)?;
-    let mermaid = state.engine.version_graph(&name, &hash).await?;
-    Ok(([(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")], mermaid))
+    let svg = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("image/svg+xml"));
+    Ok(if svg {
+        let drawing = state.engine.version_graph_svg(&name, &hash).await?;
+        ([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], drawing)
+    } else {
+        let mermaid = state.engine.version_graph(&name, &hash).await?;
+        ([(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")], mermaid)
+    })
 }
 
 /// Make a stored version the one new cases of the workflow start on, in every process;
