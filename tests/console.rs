@@ -23,6 +23,7 @@ on_both_backends!(
     a_failed_mail_is_listed_with_its_reason_and_resent_from_the_mail_log,
     a_failed_render_is_listed_with_the_missing_character,
     a_queue_s_failed_jobs_are_retried_from_the_queue_page,
+    live_cases_are_migrated_from_the_definitions_page,
 );
 
 /// The name of the student whose name is markup.
@@ -734,4 +735,58 @@ async fn a_reviewer_works_through_the_inbox_in_chromium() {
         let png = std::fs::read(shots.join(name)).unwrap_or_default();
         assert!(png.starts_with(b"\x89PNG"), "{name} was not written");
     }
+}
+
+/// A platform admin moves the live cases onto a newer version from its definitions page:
+/// the form goes through the engine's migration (history and audit as the API's), a bad
+/// timer policy is refused with its field, and a form without the CSRF token moves nothing.
+async fn live_cases_are_migrated_from_the_definitions_page(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else { return };
+    let admin = app.admin();
+    let case = awaiting_review(&app, "S1").await;
+    let v1 = app.get(&format!("/api/v1/cases/{case}"), &admin).await.body["workflow_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/online_signing.toml")).unwrap();
+    let v2_source = source.replace("invitation_valid_for = \"7d\"", "invitation_valid_for = \"5d\"");
+    assert_ne!(v2_source, source);
+    let published = app
+        .client
+        .post(format!("{}/api/v1/workflows/online_signing/versions", app.base))
+        .bearer_auth(&admin)
+        .header("content-type", "application/toml")
+        .body(v2_source)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let v2 = published.json::<Value>().await.unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/console/definitions/online_signing/{v2}/migrate");
+    // The page of the new version offers the form.
+    let (status, _, body) = page(&app, &format!("/console/definitions/online_signing?v={v2}"), &admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&path), "{body}");
+    // Without the CSRF token, or with a policy that does not exist: refused, nothing moves.
+    let (status, _) = post_form(&app, &path, &admin, &[("states", ""), ("timers", "")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let token = csrf(&app, &admin);
+    let (status, body) = post_form(&app, &path, &admin, &[("csrf", &token), ("timers", "approve=later")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("keep, recompute or cancel"), "{body}");
+    let still = app.get(&format!("/api/v1/cases/{case}"), &admin).await.body;
+    assert_eq!(still["workflow_version"], v1.as_str());
+    // Moved, with its state and a migration in its history.
+    let (status, body) = post_form(&app, &path, &admin, &[("csrf", &token), ("states", ""), ("timers", "")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("class=\"moved\">1<"), "{body}");
+    let moved = app.get(&format!("/api/v1/cases/{case}"), &admin).await.body;
+    assert_eq!(moved["workflow_version"], v2.as_str(), "{moved}");
+    assert_eq!(moved["state"], "submitted", "{moved}");
+    let last = moved["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["transition"], "migrate", "{last}");
 }

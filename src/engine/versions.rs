@@ -568,19 +568,7 @@ impl Engine {
     /// timers (by the policies), a `migrate` entry in its history with who did it, and
     /// a `migrate` entry in the audit. A case that cannot move is left as it is, with the reason.
     pub async fn migrate(&self, actor: &Actor, name: &str, hash: &str, plan: &MigrationPlan) -> Result<Migration> {
-        let new = {
-            let mut tx = self.db.read().await?;
-            let found = tx.version(hash).await?.filter(|v| v.name == name);
-            let def = match found {
-                Some(v) => Some(self.definition_of(&mut tx, &v.hash).await?),
-                None => None,
-            };
-            tx.rollback().await?;
-            def.ok_or_else(|| EngineError::NotFound {
-                what: "version",
-                id: hash.to_string(),
-            })?
-        };
+        let new = self.stored_version(name, hash).await?;
         check_plan(&new, plan)?;
         let mut out = Migration {
             name: name.to_string(),

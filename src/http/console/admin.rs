@@ -13,8 +13,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Session, page, pages::local_time, pages::urlencode, problem_page, session::field};
+use std::collections::BTreeMap;
+
 use crate::{
-    engine::{service::EngineError, versions::problem_items},
+    domain::FieldError,
+    engine::{
+        service::EngineError,
+        versions::{MigrationPlan, TimerPolicy, problem_items},
+    },
     http::{
         AppState, admin as api_admin,
         error::ApiError,
@@ -382,9 +388,10 @@ pub async fn definition(
     query: Result<Query<DefinitionQuery>, QueryRejection>,
 ) -> Response {
     let shown = query.ok().and_then(|Query(q)| q.v);
-    definition_page(&state, &session, &name, shown, StatusCode::OK, None, None).await
+    definition_page(&state, &session, &name, shown, StatusCode::OK, None, None, None).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn definition_page(
     state: &AppState,
     session: &Session,
@@ -393,6 +400,7 @@ async fn definition_page(
     status: StatusCode,
     draft: Option<String>,
     problems: Option<Value>,
+    migrated: Option<Value>,
 ) -> Response {
     if let Err(e) = platform_admin(&session.actor) {
         return problem_page(Some(session), e);
@@ -463,7 +471,7 @@ async fn definition_page(
         Some(session),
         json!({
             "name": name, "versions": versions, "shown": hash, "lines": lines, "graph": graph, "impact": impact,
-            "draft": draft.unwrap_or(source), "problems": problems,
+            "draft": draft.unwrap_or(source), "problems": problems, "migrated": migrated,
         }),
     )
 }
@@ -496,10 +504,77 @@ pub async fn publish(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(source),
                 Some(json!(items)),
+                None,
             )
             .await
         }
         Err(e) => problem_page(Some(&session), ApiError::from(e)),
+    }
+}
+
+/// Moves the live cases of the workflow's other versions onto this one, as
+/// `POST /api/v1/workflows/{name}/versions/{hash}/migrate` does: the states renamed
+/// (`old=new`, a line each) and a policy per timer (`name=keep|recompute|cancel`); each case
+/// in its own transaction, those that cannot move listed with the reason.
+pub async fn migrate(
+    State(state): State<AppState>,
+    session: Session,
+    Path((name, hash)): Path<(String, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(e) = admin_form(&state, &session, &form) {
+        return problem_page(Some(&session), e);
+    }
+    let pairs = |key: &str| -> Vec<(String, String)> {
+        field(&form, key)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .collect()
+    };
+    let states: BTreeMap<String, String> = pairs("states").into_iter().collect();
+    let mut timers = BTreeMap::new();
+    for (timer, policy) in pairs("timers") {
+        let Ok(policy) = serde_json::from_value::<TimerPolicy>(json!(policy)) else {
+            return problem_page(
+                Some(&session),
+                ApiError::invalid(vec![
+                    FieldError::new(
+                        "format",
+                        "计时器的处理方式须为 keep、recompute 或 cancel",
+                        "a timer's policy is keep, recompute or cancel",
+                    )
+                    .with_field("timers"),
+                ]),
+            );
+        };
+        timers.insert(timer, policy);
+    }
+    // Every live case of the other versions, as the impact lists them.
+    let cases = match state.engine.impact(&name, &hash, &states).await {
+        Ok(impact) => impact.groups.into_iter().flat_map(|g| g.cases).collect(),
+        Err(e) => return problem_page(Some(&session), e.into()),
+    };
+    let plan = MigrationPlan { cases, states, timers };
+    match state.engine.migrate(&session.actor, &name, &hash, &plan).await {
+        Ok(m) => {
+            let migrated = json!({ "moved": m.moved.len(), "unmoved": m.unmoved.iter()
+                .map(|u| json!({ "id": u.id, "reason": u.reason })).collect::<Vec<_>>() });
+            definition_page(
+                &state,
+                &session,
+                &name,
+                Some(hash),
+                StatusCode::OK,
+                None,
+                None,
+                Some(migrated),
+            )
+            .await
+        }
+        Err(e) => problem_page(Some(&session), e.into()),
     }
 }
 

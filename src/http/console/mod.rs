@@ -90,6 +90,7 @@ pub fn router() -> Router<AppState> {
             get(admin::definition).post(admin::publish),
         )
         .route("/console/definitions/{name}/{hash}/activate", post(admin::activate))
+        .route("/console/definitions/{name}/{hash}/migrate", post(admin::migrate))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .route("/console/assets/icon.svg", get(icon))
