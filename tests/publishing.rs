@@ -957,9 +957,54 @@ async fn a_renamed_field_is_followed_into_the_mail_or_refused(backend: Backend) 
         mail_context(&app, &bare, "invitation_rejected").await["reason"],
         "已有其他打算"
     );
+    // The agreement follows the rename too (`[document_context]`): the preview rendered at
+    // `confirm` prints the position from the renamed field on page 2.
+    let token = app.student("S1");
+    for step in ["view", "accept", "confirm"] {
+        let r = app.fire(&case, step, &token, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let doc = support::current_document(&list, "agreement_preview", 0)
+        .unwrap()
+        .clone();
+    let (status, pdf) = app.download(&doc, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    if let Some(page2) = support::pdf_page_text(&pdf, 2) {
+        assert!(page2.contains("嵌入式工程师"), "{page2}");
+    }
 }
 
-on_both_backends!(a_renamed_field_is_followed_into_the_mail_or_refused);
+/// A document's terms are read where `[document_context]` says: renaming a form's field
+/// without following it there is refused with the line, naming the table.
+async fn a_renamed_term_the_agreement_prints_is_refused_unless_followed(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let half = online().replace("{ name = \"terms.work_place\"", "{ name = \"terms.location\"");
+    assert_ne!(half, online());
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &half).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let line = half[..half.find("work_place = \"terms.work_place\"").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    let problems = body["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["line"] == line
+            && p["message"]
+                .as_str()
+                .unwrap()
+                .contains("document_context.work_place reads `terms.work_place`, which no form declares")),
+        "{body}"
+    );
+}
+
+on_both_backends!(
+    a_renamed_field_is_followed_into_the_mail_or_refused,
+    a_renamed_term_the_agreement_prints_is_refused_unless_followed
+);
 
 /// Item 1 of the issue, what type checking leaves for run time: a condition reading a value
 /// a case does not have (an optional field left empty, an attribute a party record lacks)

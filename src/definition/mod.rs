@@ -244,6 +244,10 @@ pub struct Definition {
     pub destination_record: DestinationRecordMap,
     /// What mail templates receive from the case data (`[mail_context]`), in name order.
     pub mail_context: Vec<ContextEntry>,
+    /// What rendered documents print as their terms (`[document_context]`), in name order;
+    /// empty for a version stored before the table existed (its documents get the case
+    /// data's `terms` whole, as they did then).
+    pub document_context: Vec<ContextEntry>,
     /// The roles its transitions and mail name (`system` is built in, not declared).
     pub roles: BTreeMap<String, RoleDef>,
     pub params: BTreeMap<String, toml::Value>,

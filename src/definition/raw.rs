@@ -37,6 +37,10 @@ pub struct RawDefinition {
     /// paths, the first present) it is read from.
     #[serde(default)]
     pub mail_context: BTreeMap<String, Spanned<RawContextEntry>>,
+    /// What rendered documents print as their terms (`terms.NAME` in the Typst templates),
+    /// read from the case data like `mail_context`.
+    #[serde(default)]
+    pub document_context: BTreeMap<String, Spanned<RawContextEntry>>,
     pub start: Spanned<RawTransition>,
     #[serde(default)]
     pub states: BTreeMap<String, Spanned<RawState>>,

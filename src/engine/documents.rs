@@ -427,7 +427,21 @@ impl Engine {
         }
         doc_data.insert("student".into(), student_with_code_names(student));
         doc_data.insert("school".into(), overlay(&parties.school, "school"));
-        doc_data.insert("terms".into(), data.get("terms").cloned().unwrap_or(json!({})));
+        // The terms the document prints, read where the definition says (`[document_context]`);
+        // a version stored before that table gets the case data's `terms` whole, as then.
+        let def = self.definition_of(tx, &row.workflow_hash).await?;
+        let terms = if def.document_context.is_empty() {
+            data.get("terms").cloned().unwrap_or(json!({}))
+        } else {
+            Value::Object(
+                def.document_context
+                    .iter()
+                    .map(|entry| (entry.name.clone(), entry.value(&data)))
+                    .filter(|(_, v)| !v.is_null())
+                    .collect(),
+            )
+        };
+        doc_data.insert("terms".into(), terms);
         doc_data.insert("signing".into(), Value::Array(signing));
         doc_data.insert("dates".into(), Value::Object(dates));
         // The whole case data, for templates that print what only their definition keeps

@@ -165,7 +165,8 @@ impl Checker<'_> {
         self.check_graph(&raw, &start, &transitions, &states);
         self.check_claim_continuity(&raw, &transitions, &states);
         let destination_record = self.destination_record(&raw, &forms, &start, &transitions, &states);
-        let mail_context = self.mail_context(&raw, &forms);
+        let mail_context = self.context("mail_context", &raw.mail_context, &raw, &forms);
+        let document_context = self.context("document_context", &raw.document_context, &raw, &forms);
         self.check_system_transitions(&raw, &states, &transitions);
         Definition {
             name: raw.name.get_ref().clone(),
@@ -176,6 +177,7 @@ impl Checker<'_> {
             destination: raw.destination.map(|d| d.into_inner()),
             destination_record,
             mail_context,
+            document_context,
             roles: std::mem::take(&mut self.roles),
             params,
             forms,
@@ -863,10 +865,17 @@ impl Checker<'_> {
         }
     }
 
-    /// `[mail_context]`: each name a template prints, read from data paths the definition
-    /// declares (form fields, `record_actor` paths, the agreement's number); a name the
+    /// `[mail_context]` and `[document_context]` (`table`): each name a template prints,
+    /// read from data paths the definition declares (form fields, `record_actor` paths, the
+    /// agreement's number), so a renamed field is followed here or refused; a name the
     /// engine gives every mail cannot be taken.
-    fn mail_context(&mut self, raw: &RawDefinition, forms: &BTreeMap<String, Form>) -> Vec<ContextEntry> {
+    fn context(
+        &mut self,
+        table: &str,
+        entries: &BTreeMap<String, Spanned<RawContextEntry>>,
+        raw: &RawDefinition,
+        forms: &BTreeMap<String, Form>,
+    ) -> Vec<ContextEntry> {
         let mut known: Vec<String> = forms.values().flat_map(|f| &f.fields).map(|f| f.name.clone()).collect();
         for t in std::iter::once(&raw.start).chain(&raw.transitions) {
             if let Some(path) = &t.get_ref().record_actor {
@@ -876,7 +885,7 @@ impl Checker<'_> {
         known.push("agreement.number".into());
         known.push("agreement.verification_code".into());
         let mut out = Vec::new();
-        for (name, entry) in &raw.mail_context {
+        for (name, entry) in entries {
             let span = entry.span();
             let identifier = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
                 && name
@@ -885,10 +894,10 @@ impl Checker<'_> {
             if !identifier {
                 self.problem(
                     &span,
-                    format!("mail_context name `{name}` must be lower-case letters, digits and `_`"),
+                    format!("{table} name `{name}` must be lower-case letters, digits and `_`"),
                 );
             }
-            if super::MAIL_CONTEXT_BUILT_IN.contains(&name.as_str()) {
+            if table == "mail_context" && super::MAIL_CONTEXT_BUILT_IN.contains(&name.as_str()) {
                 self.problem(
                     &span,
                     format!("mail_context name `{name}` is one the engine gives every mail; choose another"),
@@ -899,14 +908,14 @@ impl Checker<'_> {
                 RawContextEntry::Full(full) => (full.from.to_vec(), full.default.clone()),
             };
             if paths.is_empty() {
-                self.problem(&span, format!("mail_context.{name} names no data path"));
+                self.problem(&span, format!("{table}.{name} names no data path"));
             }
             for path in &paths {
                 if !known.contains(path) {
                     self.problem(
                         &span,
                         format!(
-                            "mail_context.{name} reads `{path}`, which no form declares; data paths: {}",
+                            "{table}.{name} reads `{path}`, which no form declares; data paths: {}",
                             known.join(", ")
                         ),
                     );
