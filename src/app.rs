@@ -11,7 +11,7 @@ use crate::{
     auth::Keys,
     clock::SharedClock,
     config::Config,
-    definition::{Catalog, Registry},
+    definition::{Catalog, Registry, TemplateReads},
     engine::{
         documents::LazyRenderer,
         notify::MailService,
@@ -30,13 +30,27 @@ use crate::{
 /// templates folder as they are (the mail templates are loaded, so a broken one is
 /// reported here).
 pub fn catalog(config: &Config) -> anyhow::Result<(Catalog, Templates)> {
-    let templates = Templates::load(&config.templates_dir.join("email")).context("invalid mail templates")?;
-    let dir = config.templates_dir.join("agreement");
+    catalog_in(&config.templates_dir)
+}
+
+/// The catalog of a templates folder (`email/`, `agreement/`), with what each Typst
+/// template prints.
+pub fn catalog_in(templates_dir: &std::path::Path) -> anyhow::Result<(Catalog, Templates)> {
+    let templates = Templates::load(&templates_dir.join("email")).context("invalid mail templates")?;
+    let dir = templates_dir.join("agreement");
     let document_templates = crate::render::template_names(&dir)
         .with_context(|| format!("cannot list the document templates in {}", dir.display()))?;
+    let mut document_reads = std::collections::BTreeMap::new();
+    for name in &document_templates {
+        let path = dir.join(format!("{name}.typ"));
+        let source =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read the template {}", path.display()))?;
+        document_reads.insert(name.clone(), TemplateReads::of_source(&source));
+    }
     let catalog = Catalog {
         mail_templates: templates.names().into_iter().collect(),
         document_templates,
+        document_reads,
     };
     Ok((catalog, templates))
 }

@@ -14,11 +14,7 @@ use proptest::prelude::*;
 
 fn catalog() -> Catalog {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    let mail = gradsign::mail::Templates::load(&root.join("email")).unwrap();
-    Catalog {
-        mail_templates: mail.names().into_iter().collect(),
-        document_templates: gradsign::render::template_names(&root.join("agreement")).unwrap(),
-    }
+    gradsign::app::catalog_in(&root).unwrap().0
 }
 
 fn shipped(name: &str) -> String {

@@ -655,6 +655,18 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
     let history = app.case(&case, &admin).await.body["history"].to_string();
     assert!(history.contains("college_approve"), "{history}");
     assert!(history.contains("学院老师"), "{history}");
+    // Shown in the role it acted in (declared), not its identity's title.
+    let approval = app.case(&case, &admin).await.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["transition"] == "college_approve")
+        .cloned()
+        .unwrap();
+    assert!(
+        approval["by"].as_str().unwrap().ends_with("（二级学院审核员）"),
+        "{approval}"
+    );
 }
 
 on_both_backends!(a_college_level_review_declared_in_the_definition_works_end_to_end);
@@ -1122,3 +1134,191 @@ async fn a_version_stored_before_roles_were_declared_keeps_running(backend: Back
 }
 
 on_both_backends!(a_version_stored_before_roles_were_declared_keeps_running);
+
+fn offline() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/offline_signing.toml")).unwrap()
+}
+
+/// The line of the first occurrence of `needle` in `source`.
+fn line_of(source: &str, needle: &str) -> usize {
+    let at = source
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in the source"));
+    source[..at].matches('\n').count() + 1
+}
+
+/// Whether a 422's problems hold one at `line` whose message contains `text`.
+fn refused_at(body: &Value, line: usize, text: &str) -> bool {
+    body["problems"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| p["line"] == line && p["message"].as_str().unwrap_or_default().contains(text))
+    })
+}
+
+/// Item 2 of the issue, for the parties a case types in: where an offline agreement keeps
+/// its employer is the definition's (`[typed_parties]`). A typed field the employer's
+/// record and the agreement do not have is refused at its line; moved to another path
+/// everywhere, the employer is read from there into the agreement and the case list.
+async fn a_typed_in_employer_is_read_where_the_definition_keeps_it(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    // Renamed in the form only: nothing would print it.
+    let half = offline().replace("{ name = \"employer.name\"", "{ name = \"employer.unit_name\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "offline_signing", &half).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let line = line_of(&half, "{ name = \"employer.unit_name\"");
+    assert!(
+        refused_at(
+            &body,
+            line,
+            "`employer.unit_name` is typed in as the employer's `unit_name`"
+        ),
+        "{body}"
+    );
+    // Whether a party is typed in is declared, never guessed.
+    let start = offline().find("[typed_parties]").unwrap();
+    let end = start + offline()[start..].find("[start]").unwrap();
+    let undeclared = format!("{}{}", &offline()[..start], &offline()[end..]);
+    let (status, body) = publish(&app.client, &app.base, &admin, "offline_signing", &undeclared).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("declare `[typed_parties]`"), "{body}");
+
+    // Moved everywhere: the form, the guards, the record's unit and the table.
+    let moved = offline()
+        .replace("\"employer.", "\"unit.")
+        .replace("data.employer", "data.unit")
+        .replace(
+            "[typed_parties]\nemployer = \"employer\"",
+            "[typed_parties]\nemployer = \"unit\"",
+        );
+    assert!(moved.contains("employer = \"unit\""));
+    let (status, body) = publish(&app.client, &app.base, &admin, "offline_signing", &moved).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let url = format!("/api/v1/workflows/offline_signing/versions/{hash}/activate");
+    let r = app.post(&url, &admin, &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let token = app.student("S2");
+    let input = json!({
+        "unit": { "name": "冰城重型机械有限公司", "credit_code": "91110000101623741K", "contact": "钱经理" },
+        "terms": { "position": "焊接工艺工程师", "work_place": "哈尔滨市平房区" }
+    });
+    let r = app
+        .post(
+            "/api/v1/cases",
+            &token,
+            &json!({ "workflow": "offline_signing", "input": input }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let case = r.id();
+    let r = app.fire(&case, "preview", &token, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = app.wait_for_render(&case, "agreement_preview", "done").await;
+    let doc = support::current_document(&list, "agreement_preview", 0)
+        .unwrap()
+        .clone();
+    let (status, pdf) = app.download(&doc, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    if let Some(page1) = support::pdf_page_text(&pdf, 1) {
+        assert!(page1.contains("冰城重型机械有限公司"), "{page1}");
+        assert!(page1.contains("钱经理"), "{page1}");
+    }
+    let listed = app.get("/api/v1/cases?workflow=offline_signing", &token).await;
+    let row = listed.body["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == case.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["employer_name"], "冰城重型机械有限公司", "{row}");
+}
+
+/// What the document templates print is held to the definition: a case-data path a
+/// template prints whole (the termination certificate's reason) must be declared, and a
+/// `[document_context]` name no rendered template prints is a mistake named at its line.
+async fn what_a_template_prints_is_held_to_the_definition(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let renamed = online().replace("{ name = \"termination.reason\"", "{ name = \"termination.why\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let line = line_of(&renamed, "[documents.termination_certificate]");
+    assert!(
+        refused_at(
+            &body,
+            line,
+            "document `termination_certificate` prints the case's `termination.reason` (termination_certificate.typ), which no form declares"
+        ),
+        "{body}"
+    );
+    let extra = online().replace(
+        "[document_context]\n",
+        "[document_context]\nnickname = \"terms.position\"\n",
+    );
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &extra).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        refused_at(
+            &body,
+            line_of(&extra, "nickname ="),
+            "document_context.nickname is printed by no template this workflow renders"
+        ),
+        "{body}"
+    );
+}
+
+/// The deadline mail counts down to is the case's field of kind `deadline`, whatever the
+/// definition names it; a second field of that kind is refused.
+async fn the_deadline_is_read_by_its_kind_not_its_name(backend: Backend) {
+    let Some(app) = spawn_seeded(backend).await else {
+        return;
+    };
+    let admin = app.admin();
+    let two = online().replace(
+        "{ name = \"deadline\", kind = \"deadline\"",
+        "{ name = \"reply_by\", kind = \"deadline\", default_after = \"invitation_valid_for\", max_after = \"invitation_valid_max\" },\n  { name = \"deadline\", kind = \"deadline\"",
+    );
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &two).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        refused_at(
+            &body,
+            line_of(&two, "{ name = \"deadline\", kind = \"deadline\""),
+            "`deadline` is a second field of kind `deadline` beside `reply_by`"
+        ),
+        "{body}"
+    );
+
+    let renamed = online()
+        .replace(
+            "{ name = \"deadline\", kind = \"deadline\"",
+            "{ name = \"reply_by\", kind = \"deadline\"",
+        )
+        .replace("at = \"deadline\"", "at = \"reply_by\"");
+    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap();
+    let url = format!("/api/v1/workflows/online_signing/versions/{hash}/activate");
+    let r = app.post(&url, &admin, &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let invited = app.invite("E1", "S1").await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let case = invited.id();
+    assert!(invited.body["data"]["reply_by"].is_string(), "{}", invited.body);
+    let context = mail_context(&app, &case, "invitation_received").await;
+    assert!(context["deadline"].as_str().is_some_and(|d| !d.is_empty()), "{context}");
+    assert!(context["hours_left"].as_f64().is_some_and(|h| h > 100.0), "{context}");
+}
+
+on_both_backends!(
+    a_typed_in_employer_is_read_where_the_definition_keeps_it,
+    what_a_template_prints_is_held_to_the_definition,
+    the_deadline_is_read_by_its_kind_not_its_name
+);

@@ -34,6 +34,18 @@ pub use registry::Registry;
 pub struct Catalog {
     pub mail_templates: BTreeSet<String>,
     pub document_templates: BTreeSet<String>,
+    /// What each document template prints, by template name (see [`TemplateReads`]).
+    pub document_reads: BTreeMap<String, TemplateReads>,
+}
+
+/// What a Typst template reads of the document data, as its source says: the keys of
+/// each section (`field("terms", "position")`: `terms` → `position`) and the case-data
+/// paths it prints whole (`case-field("termination", "reason")`). The checker holds a
+/// definition's mappings to them, so a renamed field cannot print blank unnoticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateReads {
+    pub sections: BTreeMap<String, BTreeSet<String>>,
+    pub case_paths: BTreeSet<String>,
 }
 
 /// One problem found in a definition file, pointing at a line.
@@ -248,6 +260,15 @@ pub struct Definition {
     /// empty for a version stored before the table existed (its documents get the case
     /// data's `terms` whole, as they did then).
     pub document_context: Vec<ContextEntry>,
+    /// Parties typed into the case (`[typed_parties]`): by party (`employer`, `student`,
+    /// `school`), the data path of the object its fields are kept under, which documents
+    /// and mail read over the party's synced record.
+    pub typed_parties: BTreeMap<String, String>,
+    /// The form field of kind `deadline` (at most one): what mail counts down to.
+    pub deadline_field: Option<String>,
+    /// The form field of kind `destination` (at most one): a registration's category,
+    /// unit and place, which the destination record is written from.
+    pub destination_field: Option<String>,
     /// The roles its transitions and mail name (`system` is built in, not declared).
     pub roles: BTreeMap<String, RoleDef>,
     pub params: BTreeMap<String, toml::Value>,
@@ -275,11 +296,86 @@ pub struct DestinationRecordMap {
 impl DestinationRecordMap {
     /// The text at a mapped path (`terms.work_place`) of a case's data, if any.
     pub fn read(path: &Option<String>, data: &serde_json::Value) -> Option<String> {
-        let pointer = format!("/{}", path.as_deref()?.replace('.', "/"));
-        data.pointer(&pointer)
+        data_at(path.as_deref()?, data)
             .and_then(serde_json::Value::as_str)
             .map(str::to_string)
     }
+}
+
+impl TemplateReads {
+    /// Reads a template's source for the calls that print data: `field("sec", "key")`
+    /// and `flag("sec", "key")` (a section's key), `case-field("a", "b")` (a case-data
+    /// path). Comments are skipped; a call whose arguments are not all string literals
+    /// names nothing fixed and is left out.
+    pub fn of_source(source: &str) -> TemplateReads {
+        let mut reads = TemplateReads::default();
+        for line in source.lines() {
+            let code = without_comment(line);
+            for (at, _) in code.match_indices('(') {
+                let callee: String = code[..at]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let Some(args) = string_arguments(&code[at + 1..]) else {
+                    continue;
+                };
+                match (callee.as_str(), args.as_slice()) {
+                    ("field" | "flag", [section, key]) => {
+                        reads.sections.entry(section.clone()).or_default().insert(key.clone());
+                    }
+                    ("case-field", [_, ..]) => {
+                        reads.case_paths.insert(args.join("."));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        reads
+    }
+}
+
+/// A Typst line up to its `//` comment (one inside a string literal is text).
+fn without_comment(line: &str) -> &str {
+    let mut in_string = false;
+    let bytes = line.as_bytes();
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'"' if i == 0 || bytes[i - 1] != b'\\' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The arguments of a call when every one is a plain string literal (`"a", "b")`).
+fn string_arguments(rest: &str) -> Option<Vec<String>> {
+    let mut args = Vec::new();
+    let mut rest = rest.trim_start();
+    loop {
+        let body = rest.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let arg = &body[..end];
+        if arg.contains('\\') {
+            return None;
+        }
+        args.push(arg.to_string());
+        rest = body[end + 1..].trim_start();
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after.trim_start();
+        } else {
+            return rest.starts_with(')').then_some(args);
+        }
+    }
+}
+
+/// The value at a dotted data path (`terms.work_place`) of a case's data.
+pub fn data_at<'a>(path: &str, data: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+    data.pointer(&format!("/{}", path.replace('.', "/")))
 }
 
 /// The names the engine itself gives every mail's context; `[mail_context]` cannot reuse them.
@@ -322,7 +418,7 @@ impl ContextEntry {
     pub fn value(&self, data: &serde_json::Value) -> serde_json::Value {
         self.paths
             .iter()
-            .filter_map(|path| data.pointer(&format!("/{}", path.replace('.', "/"))))
+            .filter_map(|path| data_at(path, data))
             .find(|v| !v.is_null())
             .cloned()
             .unwrap_or_else(|| serde_json::Value::String(self.default.clone().unwrap_or_default()))
@@ -627,6 +723,30 @@ impl Definition {
             .filter(move |t| t.from.iter().any(|s| s == state))
     }
 
+    /// What the case data holds of `party` typed in (`[typed_parties]`), if the
+    /// definition keeps one and the case has it.
+    pub fn typed_party<'a>(
+        &self,
+        party: &str,
+        data: &'a serde_json::Value,
+    ) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+        data_at(self.typed_parties.get(party)?, data)?.as_object()
+    }
+
+    /// A party's synced record overlaid with what the case holds of it typed in.
+    pub fn party_as_typed(
+        &self,
+        party: &str,
+        record: &serde_json::Value,
+        data: &serde_json::Value,
+    ) -> serde_json::Value {
+        let mut out = record.as_object().cloned().unwrap_or_default();
+        if let Some(typed) = self.typed_party(party, data) {
+            out.extend(typed.clone());
+        }
+        serde_json::Value::Object(out)
+    }
+
     /// Whether a student or employer may read documents of `slot` in `state`.
     pub fn readable_by_parties(&self, slot: &str, state: &str) -> bool {
         self.documents
@@ -662,6 +782,20 @@ impl Definition {
             .filter(move |r| r.identity == identity)
     }
 
+    /// The title of the declared role an actor acted in when it fired `transition`, from
+    /// its history label (`school_reviewer@10212/计算机学院`): of the roles the transition
+    /// names, the one of the label's identity whose scope fits it — a college's staff act
+    /// in college-scoped roles only, other staff in the others.
+    pub fn acted_as(&self, transition: &str, label: &str) -> Option<Message> {
+        let (identity, rest) = label.split_once([':', '@']).unwrap_or((label, ""));
+        let identity = Role::parse(identity)?;
+        let college = identity != Role::Student && identity != Role::Employer && rest.contains('/');
+        let t = self.transition(transition)?;
+        self.roles_of(&t.by, identity)
+            .find(|r| (r.scope == RoleScope::College) == college)
+            .map(|r| r.title)
+    }
+
     /// The titles of the roles named, for messages.
     pub fn role_titles(&self, by: &[String]) -> Vec<Message> {
         by.iter()
@@ -692,5 +826,34 @@ impl Definition {
     /// The params as JSON, for expressions (`params.invitation_valid_for`).
     pub fn params_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TemplateReads;
+
+    #[test]
+    fn a_templates_reads_are_its_literal_calls_outside_comments() {
+        let source = r#"
+// field("comment", "ignored") and case-field("not", "this")
+#let field(sec, key) = printable(section(sec).at(key, default: none))
+L[单位名称], V(fitted(field("employer", "name"), 36)), L[x], V(field( "terms" ,"position" ))
+#let ok = flag("employer", "receives_archive") // field("after", "code")
+#let reason = case-field("termination", "reason")
+#let url = "https://example.org/x" + field("school", "phone")
+#let dynamic = field(sec, "key")
+"#;
+        let reads = TemplateReads::of_source(source);
+        let keys = |s: &str| reads.sections.get(s).map(|k| k.iter().cloned().collect::<Vec<_>>());
+        assert_eq!(keys("employer").unwrap(), ["name", "receives_archive"]);
+        assert_eq!(keys("terms").unwrap(), ["position"]);
+        assert_eq!(keys("school").unwrap(), ["phone"]);
+        assert_eq!(keys("comment"), None);
+        assert_eq!(keys("after"), None);
+        assert_eq!(
+            reads.case_paths.iter().cloned().collect::<Vec<_>>(),
+            ["termination.reason"]
+        );
     }
 }

@@ -41,6 +41,11 @@ pub struct RawDefinition {
     /// read from the case data like `mail_context`.
     #[serde(default)]
     pub document_context: BTreeMap<String, Spanned<RawContextEntry>>,
+    /// Parties typed into the case rather than synced by the platform (an offline
+    /// agreement's 甲方): by party (`employer`), the data path its fields are kept under.
+    /// Required (empty when every party is synced); a version stored before the table
+    /// existed has none.
+    pub typed_parties: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub start: Spanned<RawTransition>,
     #[serde(default)]
     pub states: BTreeMap<String, Spanned<RawState>>,
@@ -117,6 +122,9 @@ pub struct RawDestinationRecord {
     pub location: Option<Spanned<String>>,
     /// The data path of the position (岗位), for case lists.
     pub position: Option<Spanned<String>>,
+    /// The field of kind `destination` the record is written from, when several are
+    /// declared (absent: the one no `moves` moves away).
+    pub registration: Option<Spanned<String>>,
 }
 
 /// `position = "terms.position"`, `reason = ["review.reason", "decline_reason"]`, or

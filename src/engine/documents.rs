@@ -362,13 +362,6 @@ impl Engine {
         };
         let chain_head = at_version.and_then(|h| h.hash.clone());
         let parties = self.parties_of(tx, row).await?;
-        let overlay = |party: &Value, key: &str| {
-            let mut out = party.as_object().cloned().unwrap_or_default();
-            if let Some(own) = data.get(key).and_then(Value::as_object) {
-                out.extend(own.clone());
-            }
-            Value::Object(out)
-        };
         // The signing record is the history up to that version: a late job does not print
         // what happened after it (an approval into a preview made at confirmation).
         let def = self.definition_of(tx, &row.workflow_hash).await?;
@@ -398,7 +391,18 @@ impl Engine {
             let who = match (&h.actor_sub, side) {
                 (None, _) | (Some(_), "system" | "student") => party,
                 (Some(sub), "platform") => super::shown_as(&h.actor, Some(sub), h.actor_name.as_deref()),
-                (Some(sub), _) => format!("{party} {}", h.actor_name.as_deref().unwrap_or(sub)),
+                (Some(sub), _) => {
+                    let person = h.actor_name.as_deref().unwrap_or(sub);
+                    // A declared role other than the identity says which level signed:
+                    // 丙方 北方理工大学 王老师（二级学院审核员）.
+                    let identity = crate::definition::Role::parse(h.actor.split([':', '@']).next().unwrap_or_default());
+                    match def.acted_as(&h.transition, &h.actor) {
+                        Some(role) if identity.is_none_or(|i| i.title().zh != role.zh) => {
+                            format!("{party} {person}（{}）", role.zh)
+                        }
+                        _ => format!("{party} {person}"),
+                    }
+                }
             };
             let title = def
                 .transition(&h.transition)
@@ -415,21 +419,23 @@ impl Engine {
                 json!(local(h.at).format("%Y年%-m月%-d日").to_string()),
             );
         }
+        // Each party as its record has it, overlaid with what the case keeps of it typed
+        // in where the definition says (`[typed_parties]`: an offline agreement's 甲方).
+        let typed = |party: &str, record: &Value| def.party_as_typed(party, record, &data);
         let mut doc_data = Map::new();
-        doc_data.insert(
-            "employer".into(),
-            with_code_names(overlay(&parties.employer, "employer")),
-        );
-        let mut student = overlay(&parties.student, "student");
-        if data.pointer("/student/school").is_none() {
+        doc_data.insert("employer".into(), with_code_names(typed("employer", &parties.employer)));
+        let mut student = typed("student", &parties.student);
+        if def
+            .typed_party("student", &data)
+            .is_none_or(|s| !s.contains_key("school"))
+        {
             // The synced record holds the school's id; the agreement prints its name.
             student["school"] = json!(name(&parties.school));
         }
         doc_data.insert("student".into(), student_with_code_names(student));
-        doc_data.insert("school".into(), overlay(&parties.school, "school"));
+        doc_data.insert("school".into(), typed("school", &parties.school));
         // The terms the document prints, read where the definition says (`[document_context]`);
         // a version stored before that table gets the case data's `terms` whole, as then.
-        let def = self.definition_of(tx, &row.workflow_hash).await?;
         let terms = if def.document_context.is_empty() {
             data.get("terms").cloned().unwrap_or(json!({}))
         } else {

@@ -108,7 +108,12 @@ impl Engine {
         data: &Value,
         now_ms: i64,
     ) -> Result<DestinationRow> {
-        let registration = data.get("destination").filter(|d| d.get("category").is_some());
+        // A registration: the case's field of kind `destination`, wherever it is kept.
+        let registration = def
+            .destination_field
+            .as_deref()
+            .and_then(|path| crate::definition::data_at(path, data))
+            .filter(|d| d.get("category").is_some());
         let category = registration
             .and_then(|d| d.get("category"))
             .and_then(Value::as_str)

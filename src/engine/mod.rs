@@ -93,6 +93,19 @@ pub fn shown_as(role_label: &str, sub: Option<&str>, name: Option<&str>) -> Stri
     let title = Role::parse(role)
         .map(|r| r.title().zh)
         .unwrap_or_else(|| role.to_string());
+    shown_with(title, sub, name)
+}
+
+/// As [`shown_as`], titled with the declared role the actor acted in when the definition
+/// says which (`二级学院审核员` rather than the identity's `学校审核员`).
+pub fn shown_in(def: &Definition, transition: &str, role_label: &str, sub: Option<&str>, name: Option<&str>) -> String {
+    match def.acted_as(transition, role_label) {
+        Some(title) => shown_with(title.zh, sub, name),
+        None => shown_as(role_label, sub, name),
+    }
+}
+
+fn shown_with(title: String, sub: Option<&str>, name: Option<&str>) -> String {
     match name.or(sub) {
         Some(who) => format!("{who}（{title}）"),
         None => title,

@@ -58,7 +58,14 @@ struct Recipient {
 impl Engine {
     /// The people holding `role` on a case, with their addresses (if on file), from the
     /// parties' records the caller read.
-    fn recipients(&self, row: &CaseRow, data: &Value, parties: &Parties, role: Role) -> Vec<Recipient> {
+    fn recipients(
+        &self,
+        def: &Definition,
+        row: &CaseRow,
+        data: &Value,
+        parties: &Parties,
+        role: Role,
+    ) -> Vec<Recipient> {
         let text = |v: &Value, k: &str| {
             v.get(k)
                 .and_then(Value::as_str)
@@ -85,7 +92,8 @@ impl Engine {
                     }]
                 }
                 None => {
-                    let e = data.get("employer").cloned().unwrap_or_default();
+                    // Not on the platform: the employer as the case keeps it typed in.
+                    let e = def.party_as_typed("employer", &Value::Null, data);
                     let name = text(&e, "contact").or(text(&e, "name")).unwrap_or_default();
                     vec![Recipient {
                         id: "typed-employer".into(),
@@ -141,8 +149,11 @@ impl Engine {
             ctx.insert("employer_name".into(), json!(employer_name));
         }
         ctx.insert("school_name".into(), json!(name(&parties.school)));
-        if let Some(deadline) = data
-            .get("deadline")
+        // The case's deadline: its field of kind `deadline`, wherever the definition keeps it.
+        if let Some(deadline) = def
+            .deadline_field
+            .as_deref()
+            .and_then(|path| crate::definition::data_at(path, data))
             .and_then(Value::as_str)
             .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
         {
@@ -197,7 +208,7 @@ impl Engine {
                     address: None,
                 }]
             } else {
-                self.recipients(row, data, parties, role)
+                self.recipients(def, row, data, parties, role)
             };
             for r in recipients {
                 let mut ctx = base.clone();
@@ -493,7 +504,7 @@ impl Engine {
             let (first, def) = &cases[0];
             let data = first.data_json()?;
             let parties = self.parties_of(&mut tx, first).await?;
-            for r in self.recipients(first, &data, &parties, Role::SchoolReviewer) {
+            for r in self.recipients(def, first, &data, &parties, Role::SchoolReviewer) {
                 let school_name = tx
                     .party(PartyKind::School, &school)
                     .await?

@@ -1061,7 +1061,13 @@ fn view_of(
             transition: h.transition.clone(),
             from: h.from_state.clone(),
             to: h.to_state.clone(),
-            by: super::shown_as(&h.actor, h.actor_sub.as_deref(), h.actor_name.as_deref()),
+            by: super::shown_in(
+                def,
+                &h.transition,
+                &h.actor,
+                h.actor_sub.as_deref(),
+                h.actor_name.as_deref(),
+            ),
             person: h.actor_sub.clone().map(|sub| super::Person {
                 sub,
                 name: h.actor_name.clone(),

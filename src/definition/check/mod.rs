@@ -7,6 +7,7 @@
 //! renders, mail, timers) and `graph` the machine as a whole (reachability, terminal
 //! states, the liveness lint, system transitions).
 
+mod data;
 mod effects;
 mod graph;
 mod types;
@@ -167,6 +168,18 @@ impl Checker<'_> {
         let destination_record = self.destination_record(&raw, &forms, &start, &transitions, &states);
         let mail_context = self.context("mail_context", &raw.mail_context, &raw, &forms);
         let document_context = self.context("document_context", &raw.document_context, &raw, &forms);
+        let typed_parties = self.typed_parties(&raw);
+        let deadline_field = self.field_of_kind(&raw, "deadline", None);
+        let registration = raw
+            .destination_record
+            .as_ref()
+            .and_then(|r| r.get_ref().registration.as_ref());
+        let destination_field = self.field_of_kind(&raw, "destination", registration);
+        if self.undeclared == Undeclared::Refused {
+            // A stored version keeps running whatever the templates folder became since.
+            let fired: Vec<&Transition> = std::iter::once(&start).chain(&transitions).collect();
+            self.check_template_reads(&raw, &forms, &documents, &fired, &states, &document_context);
+        }
         self.check_system_transitions(&raw, &states, &transitions);
         Definition {
             name: raw.name.get_ref().clone(),
@@ -178,6 +191,9 @@ impl Checker<'_> {
             destination_record,
             mail_context,
             document_context,
+            typed_parties,
+            deadline_field,
+            destination_field,
             roles: std::mem::take(&mut self.roles),
             params,
             forms,
@@ -876,14 +892,7 @@ impl Checker<'_> {
         raw: &RawDefinition,
         forms: &BTreeMap<String, Form>,
     ) -> Vec<ContextEntry> {
-        let mut known: Vec<String> = forms.values().flat_map(|f| &f.fields).map(|f| f.name.clone()).collect();
-        for t in std::iter::once(&raw.start).chain(&raw.transitions) {
-            if let Some(path) = &t.get_ref().record_actor {
-                known.push(path.get_ref().clone());
-            }
-        }
-        known.push("agreement.number".into());
-        known.push("agreement.verification_code".into());
+        let known = declared_paths(raw, forms);
         let mut out = Vec::new();
         for (name, entry) in entries {
             let span = entry.span();
@@ -1006,6 +1015,20 @@ fn roots(
 }
 
 /// Words of letters, digits and `_` joined by dots: a data path.
+/// The data paths a definition declares: its forms' fields, the paths `record_actor`
+/// writes, and what the `assign_agreement_number` effect writes.
+fn declared_paths(raw: &RawDefinition, forms: &BTreeMap<String, Form>) -> Vec<String> {
+    let mut known: Vec<String> = forms.values().flat_map(|f| &f.fields).map(|f| f.name.clone()).collect();
+    for t in std::iter::once(&raw.start).chain(&raw.transitions) {
+        if let Some(path) = &t.get_ref().record_actor {
+            known.push(path.get_ref().clone());
+        }
+    }
+    known.push("agreement.number".into());
+    known.push("agreement.verification_code".into());
+    known
+}
+
 fn valid_path(path: &str) -> bool {
     !path.is_empty()
         && path
