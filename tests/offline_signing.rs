@@ -189,6 +189,23 @@ async fn the_whole_offline_path_ends_with_a_destination_record(backend: Backend)
     assert_eq!(destination.body["unit_name"], "冰城机械制造有限公司");
     assert_eq!(destination.body["location"], "哈尔滨市平房区");
     assert_eq!(destination.body["case_id"], case.as_str());
+    // The Ministry's export takes the unit's codes from the employer typed into the case
+    // (where `[typed_parties]` keeps it), not from a synced record it does not have.
+    let csv = app
+        .client
+        .get(format!("{}/api/v1/exports/destinations.csv", app.base))
+        .bearer_auth(app.reviewer())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.contains("冰城机械制造有限公司"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(line.contains(",91110000101623741K,"), "{line}");
     // A student who left can still come back and download it.
     let again = download_agreement(&app, &case, "S1").await;
     assert_eq!(again, final_pdf);

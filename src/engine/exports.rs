@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use super::{
     service::{Engine, Result},
-    shown_as,
+    shown_as, shown_in,
     view::CaseSummary,
 };
 use crate::{
+    definition::Definition,
     domain::Reference,
     store::{ExportFilter, ExportRow, StoreError, from_millis},
 };
@@ -141,17 +142,27 @@ impl Engine {
     pub async fn export_page(&self, filter: &ExportFilter) -> Result<(Vec<Vec<String>>, Option<String>)> {
         let mut tx = self.db.read().await?;
         let rows = tx.export_rows(filter).await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let def = match &row.workflow_hash {
+                Some(hash) => Some(self.definition_of(&mut tx, hash).await?),
+                None => None,
+            };
+            lines.push(line(row, def.as_deref()));
+        }
         tx.rollback().await?;
         let last = (rows.len() as i64 == filter.limit)
             .then(|| rows.last().map(|r| r.id.clone()))
             .flatten();
-        Ok((rows.iter().map(line).collect(), last))
+        Ok((lines, last))
     }
 }
 
 /// A graduate's line. A unit's codes come from the registration's fields, else the
-/// employer typed into the case, else the employer's synced record.
-fn line(row: &ExportRow) -> Vec<String> {
+/// employer typed into the case, else the employer's synced record — the first two where
+/// the definition of the record's case keeps them (`def`: its field of kind `destination`,
+/// its `[typed_parties]`).
+fn line(row: &ExportRow, def: Option<&Definition>) -> Vec<String> {
     let parse = |text: &Option<String>| {
         text.as_deref()
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
@@ -162,11 +173,14 @@ fn line(row: &ExportRow) -> Vec<String> {
     let employer = parse(&row.employer);
     let s = |key: &str| student.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let unit = |names: &[&str]| -> String {
-        let sources = [
-            record.pointer("/destination/fields"),
-            record.get("employer"),
-            Some(&employer),
-        ];
+        let registration = def
+            .and_then(|d| d.destination_field.as_deref())
+            .and_then(|path| crate::definition::data_at(path, &record))
+            .and_then(|r| r.get("fields"));
+        let typed = def
+            .and_then(|d| d.typed_party("employer", &record))
+            .map(|typed| Value::Object(typed.clone()));
+        let sources = [registration, typed.as_ref(), Some(&employer)];
         sources
             .into_iter()
             .flatten()
@@ -183,7 +197,13 @@ fn line(row: &ExportRow) -> Vec<String> {
     let approver = row
         .approver
         .as_deref()
-        .map(|label| shown_as(label, row.approver_sub.as_deref(), row.approver_name.as_deref()))
+        .map(|label| {
+            let (sub, name) = (row.approver_sub.as_deref(), row.approver_name.as_deref());
+            match (def, &row.approval) {
+                (Some(def), Some(transition)) => shown_in(def, transition, label, sub, name),
+                _ => shown_as(label, sub, name),
+            }
+        })
         .unwrap_or_default();
     let approved = row.approved_at.map(|ms| beijing(from_millis(ms))).unwrap_or_default();
     // Codes as the lists keep them, whichever spelling a party record holds.

@@ -276,6 +276,8 @@ pub struct ExportRow {
     pub location: Option<String>,
     /// The case data the record was made from (JSON).
     pub record: Option<String>,
+    /// The version of the workflow that case runs: where its data keeps the unit.
+    pub workflow_hash: Option<String>,
     pub approved_at: Option<i64>,
     /// The synced record of the case's employer (JSON), when it has one.
     pub employer: Option<String>,
@@ -283,6 +285,8 @@ pub struct ExportRow {
     pub approver: Option<String>,
     pub approver_sub: Option<String>,
     pub approver_name: Option<String>,
+    /// The transition the approver fired (the role it acted in is its definition's).
+    pub approval: Option<String>,
 }
 
 impl Tx {
@@ -302,8 +306,8 @@ impl Tx {
         let limit = w.next(Bind::Int(f.limit));
         let sql = format!(
             "SELECT s.id, s.school_id, s.name, s.data AS student, d.category_code, d.unit_name, d.location,
-                    d.data AS record, d.approved_at, e.data AS employer,
-                    h.actor AS approver, h.actor_sub AS approver_sub, h.actor_name AS approver_name
+                    d.data AS record, c.workflow_hash, d.approved_at, e.data AS employer,
+                    h.actor AS approver, h.actor_sub AS approver_sub, h.actor_name AS approver_name, h.transition AS approval
              FROM parties s
              LEFT JOIN destinations d ON d.student_id = s.id AND d.status = 'in_force'
              LEFT JOIN cases c ON c.id = d.case_id
