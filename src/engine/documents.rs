@@ -24,35 +24,91 @@ use crate::{
 pub struct LazyRenderer {
     dir: std::path::PathBuf,
     cell: OnceLock<std::result::Result<Arc<Renderer>, String>>,
-    /// The render pool's bound: one render per core but one, at least one. A render
-    /// keeps a core busy for its whole length; with every core rendering, requests
-    /// (transitions, reads) waited behind the renders (issue 17).
-    pool: tokio::sync::Semaphore,
+    /// The render threads' queue (see [`RenderThreads`]).
+    threads: RenderThreads,
 }
 
 impl LazyRenderer {
     pub fn new(template_dir: impl Into<std::path::PathBuf>) -> LazyRenderer {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         LazyRenderer {
             dir: template_dir.into(),
             cell: OnceLock::new(),
-            pool: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+            threads: RenderThreads::start(),
         }
     }
 
-    /// Runs `render` on a blocking thread once the pool has room for it.
+    /// Runs `render` on a render thread, after the renders queued before it.
     pub async fn run<T: Send + 'static>(
         &self,
         render: impl FnOnce() -> T + Send + 'static,
     ) -> std::result::Result<T, String> {
-        let _room = self.pool.acquire().await.map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(render).await.map_err(|e| e.to_string())
+        let (done, result) = tokio::sync::oneshot::channel();
+        let work: RenderWork = Box::new(move || {
+            let _ = done.send(render());
+        });
+        self.threads
+            .queue
+            .send(work)
+            .map_err(|_| "the render threads stopped".to_string())?;
+        result
+            .await
+            .map_err(|_| "the render thread stopped mid-render".to_string())
     }
 
     pub fn get(&self) -> std::result::Result<Arc<Renderer>, String> {
         self.cell
             .get_or_init(|| Renderer::load(&self.dir).map(Arc::new).map_err(|e| e.to_string()))
             .clone()
+    }
+}
+
+type RenderWork = Box<dyn FnOnce() + Send>;
+
+/// The threads renders run on, below the request path (issue 17): one per core but one
+/// (at least one), each at the lowest CPU priority (nice 19), so that with every render
+/// thread busy, requests and the database still get the cores when they need them — a
+/// render is slower under load, a transition is not. Renders wait in one queue.
+#[derive(Debug)]
+struct RenderThreads {
+    queue: std::sync::mpsc::Sender<RenderWork>,
+}
+
+impl RenderThreads {
+    fn start() -> RenderThreads {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let (queue, jobs) = std::sync::mpsc::channel::<RenderWork>();
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        for n in 0..cores.saturating_sub(1).max(1) {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new().name(format!("render-{n}")).spawn(move || {
+                lowest_priority();
+                loop {
+                    // The lock is held only while taking the next render, not while rendering.
+                    let next = jobs.lock().map_err(|_| ()).and_then(|j| j.recv().map_err(|_| ()));
+                    match next {
+                        Ok(work) => work(),
+                        Err(()) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a render thread");
+            }
+        }
+        RenderThreads { queue }
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (Linux: nice is per thread). Where the
+/// system refuses, the render runs at normal priority and says so once.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its integer arguments; `0` is the calling thread.
+        let refused = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0;
+        if refused {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "render thread keeps normal priority");
+        }
     }
 }
 
