@@ -225,3 +225,37 @@ fn arbitrary_text_never_panics_the_checker() {
         check_one("online_signing", &catalog, &text);
     });
 }
+
+/// The reader of the Typst templates (what each prints, for the checker) answers for any
+/// text: the shipped templates cut and spliced with calls, quotes and comments.
+#[test]
+fn any_template_text_is_read_without_panicking() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/agreement/agreement.typ");
+    let shipped = std::fs::read_to_string(root).unwrap();
+    let config = ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let pieces = prop_oneof![
+        Just("field(\"".to_string()),
+        Just("case-field(".to_string()),
+        Just("\", \"".to_string()),
+        Just("//".to_string()),
+        Just("\\\"".to_string()),
+        Just(")".to_string()),
+        "\\PC{0,12}",
+    ];
+    proptest!(config, |(at in 0usize..shipped.len(), cut in 0usize..200, spliced in proptest::collection::vec(pieces, 0..8))| {
+        let mut start = at;
+        while !shipped.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + cut).min(shipped.len());
+        while !shipped.is_char_boundary(end) {
+            end += 1;
+        }
+        let text = format!("{}{}{}", &shipped[..start], spliced.concat(), &shipped[end..]);
+        let _ = gradsign::definition::TemplateReads::of_source(&text);
+    });
+}
