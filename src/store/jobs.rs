@@ -76,11 +76,17 @@ impl Tx {
         if jobs.is_empty() {
             return Ok(());
         }
+        // On PostgreSQL typed in the text too (the bound values carry their types), so that
+        // the statement as its log shows it, values written in, replays (`bench/engine.py`).
+        let [bytes, bigint, text] = match self {
+            Tx::Sqlite(_) => ["", "", ""],
+            Tx::Postgres(_) => ["::bytea", "::bigint", "::text"],
+        };
         let rows: Vec<String> = (0..jobs.len())
             .map(|i| {
                 let k = i * 6;
                 format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    "(${}, ${}, ${}{bytes}, ${}{bigint}, ${}{bigint}, ${}{text})",
                     k + 1,
                     k + 2,
                     k + 3,
