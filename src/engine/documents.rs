@@ -725,7 +725,7 @@ impl Engine {
             })
             .into());
         }
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = super::service::parties_around(&case, &around);
         let empty = json!({});
         let request = super::Request {
             def: &def,

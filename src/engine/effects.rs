@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    CaseRef,
+    CaseRef, Parties,
     service::{Engine, Result},
 };
 use crate::{
     definition::{Definition, Effect},
     jobs::Job,
-    store::{CaseRow, DestinationRow, Ending, PartyKind, Tx, from_millis, millis},
+    store::{CaseRow, DestinationRow, Ending, Tx, from_millis, millis},
 };
 
 /// A destination record (毕业去向信息, R2), in force or kept as history.
@@ -76,6 +76,7 @@ impl Engine {
         def: &Definition,
         row: &CaseRow,
         data: &Value,
+        parties: &Parties,
         effect: &Effect,
         transition: &str,
         now_ms: i64,
@@ -87,7 +88,7 @@ impl Engine {
         };
         match effect {
             Effect::RecordDestination => {
-                let record = self.destination_row(tx, def, row, data, now_ms).await?;
+                let record = destination_row(def, row, data, parties, now_ms);
                 tx.record_destination(&record, &ending).await?;
             }
             Effect::WithdrawDestination => tx.withdraw_destination(&row.student_id, &row.id, &ending).await?,
@@ -96,65 +97,60 @@ impl Engine {
         }
         Ok(())
     }
+}
 
-    /// The record a case's approval writes. A registration (a `destination` field)
-    /// names its own category and unit; an agreement path writes the definition's code
-    /// and the employer.
-    async fn destination_row(
-        &self,
-        tx: &mut Tx,
-        def: &Definition,
-        row: &CaseRow,
-        data: &Value,
-        now_ms: i64,
-    ) -> Result<DestinationRow> {
-        // A registration: the case's field of kind `destination`, wherever it is kept.
-        let registration = def
-            .destination_field
-            .as_deref()
-            .and_then(|path| crate::definition::data_at(path, data))
-            .filter(|d| d.get("category").is_some());
-        let category = registration
-            .and_then(|d| d.get("category"))
-            .and_then(Value::as_str)
-            .or(def.destination.as_deref())
-            .unwrap_or_default();
-        let registered = |names: &[&str]| {
-            let fields = registration.and_then(|d| d.get("fields"))?;
-            names
-                .iter()
-                .find_map(|n| fields.get(*n).and_then(Value::as_str))
-                .map(str::to_string)
-        };
-        // The paths are the definition's (`[destination_record]`), never named here.
-        let mapped = |path: &Option<String>| crate::definition::DestinationRecordMap::read(path, data);
-        let map = &def.destination_record;
-        let unit = match (&row.employer_id, registration) {
-            (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),
-            (_, None) if map.unit.is_some() => mapped(&map.unit),
-            (Some(id), None) => tx.party(PartyKind::Employer, id).await?.map(|p| p.name),
-            (None, None) => None,
-        };
-        let location = match registration {
-            Some(_) => registered(REGISTERED_LOCATION_FIELDS),
-            None => mapped(&map.location),
-        };
-        Ok(DestinationRow {
-            id: Uuid::now_v7().to_string(),
-            student_id: row.student_id.clone(),
-            category_code: category.to_string(),
-            unit_name: unit,
-            location,
-            case_id: row.id.clone(),
-            approved_at: now_ms,
-            data: data.to_string(),
-            status: "in_force".into(),
-            ended_by_case: None,
-            ended_by: None,
-            ended_at: None,
-        })
+/// The record a case's approval writes. A registration (a `destination` field) names its
+/// own category and unit; an agreement path writes the definition's code and the
+/// employer (its name as read with the case).
+fn destination_row(def: &Definition, row: &CaseRow, data: &Value, parties: &Parties, now_ms: i64) -> DestinationRow {
+    // A registration: the case's field of kind `destination`, wherever it is kept.
+    let registration = def
+        .destination_field
+        .as_deref()
+        .and_then(|path| crate::definition::data_at(path, data))
+        .filter(|d| d.get("category").is_some());
+    let category = registration
+        .and_then(|d| d.get("category"))
+        .and_then(Value::as_str)
+        .or(def.destination.as_deref())
+        .unwrap_or_default();
+    let registered = |names: &[&str]| {
+        let fields = registration.and_then(|d| d.get("fields"))?;
+        names
+            .iter()
+            .find_map(|n| fields.get(*n).and_then(Value::as_str))
+            .map(str::to_string)
+    };
+    // The paths are the definition's (`[destination_record]`), never named here.
+    let mapped = |path: &Option<String>| crate::definition::DestinationRecordMap::read(path, data);
+    let map = &def.destination_record;
+    let unit = match (&row.employer_id, registration) {
+        (_, Some(_)) => registered(REGISTERED_UNIT_FIELDS),
+        (_, None) if map.unit.is_some() => mapped(&map.unit),
+        (Some(_), None) => parties.employer.get("name").and_then(Value::as_str).map(str::to_string),
+        (None, None) => None,
+    };
+    let location = match registration {
+        Some(_) => registered(REGISTERED_LOCATION_FIELDS),
+        None => mapped(&map.location),
+    };
+    DestinationRow {
+        id: Uuid::now_v7().to_string(),
+        student_id: row.student_id.clone(),
+        category_code: category.to_string(),
+        unit_name: unit,
+        location,
+        case_id: row.id.clone(),
+        approved_at: now_ms,
+        data: data.to_string(),
+        status: "in_force".into(),
+        ended_by_case: None,
+        ended_by: None,
+        ended_at: None,
     }
+}
 
+impl Engine {
     /// Issues the agreement number (协议书编号: year, school, serial, check character)
     /// and its verification code, once per case.
     pub(super) async fn assign_agreement_number(
@@ -183,16 +179,7 @@ impl Engine {
     /// Marks a render as pending and pushes the job that does it.
     async fn request_render(&self, tx: &mut Tx, row: &CaseRow, slot: &str, now_ms: i64) -> Result<()> {
         // Always taken: the case's version only grows under its lock.
-        tx.set_render(&crate::store::RenderRow {
-            case_id: row.id.clone(),
-            slot: slot.to_string(),
-            case_version: row.version,
-            status: "pending".into(),
-            attempts: 0,
-            error: None,
-            updated_at: now_ms,
-        })
-        .await?;
+        tx.request_render(&row.id, slot, row.version, now_ms).await?;
         let job = Job::Render {
             case_id: row.id.clone(),
             slot: slot.to_string(),

@@ -239,19 +239,21 @@ impl Engine {
         self.queue_emails(tx, vec![email]).await
     }
 
-    /// Records the sends (one statement) and pushes the jobs of the new ones that have
-    /// an address (one more).
+    /// Records the sends and pushes the jobs of the new ones that have an address, in
+    /// one write deferred with the transaction's others.
     async fn queue_emails(&self, tx: &mut Tx, emails: Vec<EmailRow>) -> Result<()> {
         if emails.is_empty() {
             return Ok(());
         }
-        let added = tx.insert_emails(&emails).await?;
-        let jobs: Vec<Job> = emails
-            .into_iter()
-            .filter(|e| e.to_address.is_some() && added.contains(&e.id))
-            .map(|e| Job::SendEmail { email_id: e.id })
-            .collect();
-        self.push_all(tx, &jobs, self.now()).await
+        let now = self.now();
+        let mut jobs = Vec::new();
+        for e in emails.iter().filter(|e| e.to_address.is_some()) {
+            let mut job = self.new_job(&Job::SendEmail { email_id: e.id.clone() }, now)?;
+            job.email = Some(e.id.clone());
+            jobs.push(job);
+        }
+        tx.queue_emails(&emails, jobs).await?;
+        Ok(())
     }
 
     /// A logical send to `r`, worded for its role.

@@ -348,7 +348,7 @@ impl Engine {
             return Err(EngineError::Stale { current: row.version });
         }
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = parties_around(&case, &around);
         let outcome = decide(&Request {
             def: &def,
             case: &case,
@@ -444,9 +444,11 @@ impl Engine {
     ///
     /// Round trips are the cost of a transition: timers a state shares with the one it
     /// left stay (handed over, not cancelled and set again), escalations are resolved only
-    /// when one is open, and the agreement number — a counter one school's confirms
-    /// share — is taken after every other write but the case's own and its mail (which
-    /// print it), so a confirm holds the counter's row for as few statements as it can.
+    /// when one is open, and every write that answers nothing is deferred (see
+    /// `store::deferred`): sent with the others in one statement at commit. What is sent
+    /// at once: the new case's row, the claims taken (a conflict must answer) and the
+    /// agreement number — a counter one school's confirms share, taken last, so a confirm
+    /// holds the counter's row for two round trips (the deferred writes and the commit).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply(
         &self,
@@ -512,9 +514,10 @@ impl Engine {
             data: None,
             hash: None,
         };
-        for key in &outcome.release {
-            tx.release_claim(key, &row.id).await?;
-        }
+        // Claims are taken first: a conflict answers 409 before anything else is queued.
+        // The statements that answer something come before the deferred writes (release,
+        // timers, effects, the case, history, mail — sent together at commit), so those
+        // cost one round trip.
         for (key, name) in &outcome.take {
             if let Err(holder) = tx.take_claim(key, &row.id, now_ms).await? {
                 let message = def.claims[name].conflict.clone();
@@ -524,6 +527,15 @@ impl Engine {
                     message,
                 });
             }
+        }
+        // The agreement number — a counter one school's confirms share — is the last lock
+        // taken: after it, only the deferred writes (one statement) and the commit.
+        if before.is_some() && numbered {
+            self.assign_agreement_number(tx, case, &mut data, now).await?;
+            row.data = data.to_string();
+        }
+        for key in &outcome.release {
+            tx.release_claim(key, &row.id).await?;
         }
         if outcome.enters {
             self.enter_timers(tx, before.is_some(), &row, around, outcome, now_ms)
@@ -536,14 +548,19 @@ impl Engine {
             }
         }
         for effect in &outcome.effects {
-            self.effect(tx, def, &row, &outcome.data, effect, &outcome.transition, now_ms)
-                .await?;
+            self.effect(
+                tx,
+                def,
+                &row,
+                &outcome.data,
+                parties,
+                effect,
+                &outcome.transition,
+                now_ms,
+            )
+            .await?;
         }
         if let Some(b) = before {
-            if numbered {
-                self.assign_agreement_number(tx, case, &mut data, now).await?;
-                row.data = data.to_string();
-            }
             tx.update_case(&row, b.version).await?;
         }
         // The history row keeps the data the transition left, agreement number included
@@ -641,14 +658,26 @@ impl Engine {
     /// the job is due after the same delay from now on the wall clock (the two differ
     /// only when tests move the engine's clock).
     pub async fn push(&self, tx: &mut Tx, job: &Job, at: DateTime<Utc>) -> Result<()> {
+        let job = self.new_job(job, at)?;
+        tx.push_job(&job.queue, job.payload, job.run_at, job.max_attempts)
+            .await?;
+        Ok(())
+    }
+
+    /// A job as the store pushes it: on the queue configured for its kind, due after
+    /// the delay from now to `at` on the wall clock (see [`Engine::push`]).
+    pub(super) fn new_job(&self, job: &Job, at: DateTime<Utc>) -> Result<crate::store::NewJob> {
         let queue = self
             .workers
             .queue_of(job.kind())
             .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
-        let run_at = run_at_seconds(at - self.now());
-        tx.push_job(&queue.queue, job.encode(), run_at, queue.max_attempts)
-            .await?;
-        Ok(())
+        Ok(crate::store::NewJob {
+            queue: queue.queue.clone(),
+            payload: job.encode(),
+            run_at: run_at_seconds(at - self.now()),
+            max_attempts: queue.max_attempts,
+            email: None,
+        })
     }
 
     /// Pushes jobs in the caller's transaction, as [`Engine::push`] does one: those
@@ -735,7 +764,7 @@ impl Engine {
         }
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
         let (case, mut around) = self.case_around(&mut tx, &row).await?;
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = parties_around(&case, &around);
         let actor = Actor::system();
         let empty = json!({});
         let request = Request {
@@ -844,7 +873,7 @@ impl Engine {
             return Err(Refusal::NotYourCase.into());
         }
         let def = self.definition_of(&mut tx, &row.workflow_hash).await?;
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = parties_around(&case, &around);
         tx.rollback().await?;
         Ok(view_of(&def, &row, &case, &parties, &around, actor))
     }
@@ -955,7 +984,12 @@ impl Engine {
             .map(|claim| (claim.name.clone(), super::claim_key(&claim.key, &case)))
             .collect();
         let wanted: Vec<String> = keys.iter().map(|(_, key)| key.clone()).collect();
-        let around = tx.around(&row.id, &row.student_id, &wanted).await?;
+        let parties = (
+            row.student_id.as_str(),
+            row.employer_id.as_deref(),
+            row.school_id.as_str(),
+        );
+        let around = tx.around(&row.id, parties, &wanted).await?;
         let mut counts = serde_json::Map::new();
         for slot in &around.documents {
             let n = counts.get(slot).and_then(Value::as_i64).unwrap_or(0);
@@ -993,6 +1027,11 @@ impl Engine {
             .await?;
         Ok(parties_from(case, rows))
     }
+}
+
+/// The parties of `case` as [`Tx::around`] read them with it (no second query).
+pub(super) fn parties_around(case: &CaseRef, around: &Around) -> Parties {
+    parties_from(case, around.parties.clone())
 }
 
 /// The parties of `case` among `rows` (read by [`Tx::case_parties`]): each record's data

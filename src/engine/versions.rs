@@ -618,7 +618,7 @@ impl Engine {
             )));
         };
         let (case, mut around) = self.case_around(&mut tx, &row).await?;
-        let parties = self.parties(&mut tx, &case).await?;
+        let parties = super::service::parties_around(&case, &around);
         let held = super::state_claims(&old, &row.state, &case);
         let wanted = super::state_claims(new, &to, &case);
         let release = held

@@ -3,7 +3,11 @@
 
 use serde_json::Value;
 
-use super::{Result, StoreError, Tx, on_tx};
+use super::{
+    Result, StoreError, Tx,
+    deferred::{Arg, Write},
+    on_tx,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CaseRow {
@@ -168,6 +172,8 @@ pub struct Around {
     pub holders: Vec<(String, String)>,
     /// The record of the case's student as synced (JSON), when there is one.
     pub student_record: Option<String>,
+    /// The records of the case's parties on file: its student, employer and school.
+    pub parties: Vec<super::PartyRow>,
 }
 
 /// One row of [`Tx::around`]'s union: `kind` says which table, the rest are that
@@ -189,9 +195,15 @@ type AroundRow = (
 );
 
 impl Tx {
-    /// A case's history, escalations, pending timers, current documents, its student's
-    /// record and the holders of the claim keys `keys`, in one round trip.
-    pub async fn around(&mut self, case_id: &str, student_id: &str, keys: &[String]) -> Result<Around> {
+    /// A case's history, escalations, pending timers, current documents, its parties'
+    /// records and the holders of the claim keys `keys`, in one round trip.
+    pub async fn around(
+        &mut self,
+        case_id: &str,
+        parties: (&str, Option<&str>, &str),
+        keys: &[String],
+    ) -> Result<Around> {
+        let (student_id, employer_id, school_id) = parties;
         let mut sql = String::from(
             "SELECT 'h' AS kind, seq AS n, transition AS a, from_state AS b, to_state AS c, actor AS d,
                           input AS e, changes AS f, actor_sub AS g, actor_name AS h, hash AS i, at AS t1,
@@ -207,11 +219,12 @@ impl Tx {
                    SELECT 'd', 0, slot, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                    FROM documents WHERE case_id = $1 AND page = 0 AND replaced_at IS NULL
                    UNION ALL
-                   SELECT 's', 0, data, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                   FROM parties WHERE kind = 'student' AND id = $2",
+                   SELECT 'p', updated_at, kind, id, school_id, name, data, NULL, NULL, NULL, NULL, NULL, NULL
+                   FROM parties WHERE (kind = 'student' AND id = $2) OR (kind = 'employer' AND id = $3)
+                      OR (kind = 'school' AND id = $4)",
         );
         if !keys.is_empty() {
-            let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+            let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 5)).collect();
             sql.push_str(&format!(
                 " UNION ALL SELECT 'c', 0, key, case_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM claims WHERE key IN ({})",
@@ -221,7 +234,9 @@ impl Tx {
         let rows = on_tx!(self, |c| {
             let mut q = sqlx::query_as::<_, AroundRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(case_id)
-                .bind(student_id);
+                .bind(student_id)
+                .bind(employer_id)
+                .bind(school_id);
             for key in keys {
                 q = q.bind(key);
             }
@@ -257,7 +272,20 @@ impl Tx {
                     resolved_at: t2,
                 }),
                 "d" => around.documents.push(text(a)),
-                "s" => around.student_record = a,
+                "p" => {
+                    let party = super::PartyRow {
+                        kind: text(a),
+                        id: text(b),
+                        school_id: c,
+                        name: text(d),
+                        data: text(e),
+                        updated_at: n,
+                    };
+                    if party.kind == "student" {
+                        around.student_record = Some(party.data.clone());
+                    }
+                    around.parties.push(party);
+                }
                 "c" => around.holders.push((text(a), text(b))),
                 _ => timers.push((
                     t2.unwrap_or_default(),
@@ -398,53 +426,57 @@ impl Tx {
         Ok(())
     }
 
-    /// Moves a case on; `expected` is the version read under the lock.
+    /// Moves a case on; `expected` is the version read under the lock. Deferred (sent
+    /// with the transition's other writes), and checked then: it changes the one row.
     pub async fn update_case(&mut self, case: &CaseRow, expected: i64) -> Result<()> {
         let sql = "UPDATE cases SET state = $1, version = $2, data = $3, updated_at = $4, state_entered_at = $5
                    WHERE id = $6 AND version = $7";
-        let done = on_tx!(self, |c| sqlx::query(sql)
-            .bind(&case.state)
-            .bind(case.version)
-            .bind(&case.data)
-            .bind(case.updated_at)
-            .bind(case.state_entered_at)
-            .bind(&case.id)
-            .bind(expected)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if done != 1 {
-            return Err(StoreError::Corrupt(format!("case {} changed under its lock", case.id)));
-        }
+        self.defer(
+            Write::new(
+                sql,
+                vec![
+                    Arg::from(&case.state),
+                    case.version.into(),
+                    (&case.data).into(),
+                    case.updated_at.into(),
+                    case.state_entered_at.into(),
+                    (&case.id).into(),
+                    expected.into(),
+                ],
+            )
+            .one_row(format!("case {} changed under its lock", case.id)),
+        );
         Ok(())
     }
 
     /// Appends a history row chained to the case's last row, whose hash is `previous`
     /// (empty for a case's first row, or after a row from before the chain); the row's own
-    /// hash is computed here, stored with it and returned.
+    /// hash is computed here, stored with it and returned. Deferred: sent with the
+    /// transition's other writes.
     pub async fn insert_history(&mut self, h: &HistoryRow, previous: &str) -> Result<String> {
         let hash = h.chain_hash(previous);
         let sql =
             "INSERT INTO history (case_id, seq, transition, from_state, to_state, actor, input, at, idempotency_key, changes, actor_sub, actor_name, data, hash)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(&h.case_id)
-            .bind(h.seq)
-            .bind(&h.transition)
-            .bind(&h.from_state)
-            .bind(&h.to_state)
-            .bind(&h.actor)
-            .bind(&h.input)
-            .bind(h.at)
-            .bind(&h.idempotency_key)
-            .bind(&h.changes)
-            .bind(&h.actor_sub)
-            .bind(&h.actor_name)
-            .bind(&h.data)
-            .bind(&hash)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(
+            sql,
+            vec![
+                Arg::from(&h.case_id),
+                h.seq.into(),
+                (&h.transition).into(),
+                (&h.from_state).into(),
+                (&h.to_state).into(),
+                (&h.actor).into(),
+                (&h.input).into(),
+                h.at.into(),
+                (&h.idempotency_key).into(),
+                (&h.changes).into(),
+                (&h.actor_sub).into(),
+                (&h.actor_name).into(),
+                (&h.data).into(),
+                (&hash).into(),
+            ],
+        ));
         Ok(hash)
     }
 
@@ -472,14 +504,11 @@ impl Tx {
         Ok(Err(holder.unwrap_or_default()))
     }
 
+    /// Releases a claim key the case holds. Deferred: sent with the transition's other
+    /// writes.
     pub async fn release_claim(&mut self, key: &str, case_id: &str) -> Result<()> {
         let sql = "DELETE FROM claims WHERE key = $1 AND case_id = $2";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(key)
-            .bind(case_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(sql, vec![key.into(), case_id.into()]));
         Ok(())
     }
 
@@ -499,8 +528,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Cancels a case's pending timers: its state is left, so they no longer apply.
-    /// Sets timers in one statement.
+    /// Sets timers in one statement, deferred: sent with the transition's other writes.
     pub async fn insert_timers(&mut self, timers: &[TimerRow], now_ms: i64) -> Result<()> {
         if timers.is_empty() {
             return Ok(());
@@ -523,43 +551,37 @@ impl Tx {
             "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at, spec) VALUES {}",
             rows.join(", ")
         );
-        on_tx!(self, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms);
-            for t in timers {
-                q = q
-                    .bind(&t.id)
-                    .bind(&t.case_id)
-                    .bind(&t.state)
-                    .bind(&t.fire)
-                    .bind(t.due_at)
-                    .bind(&t.spec);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
+        let mut args = vec![Arg::from(now_ms)];
+        for t in timers {
+            args.extend([
+                Arg::from(&t.id),
+                (&t.case_id).into(),
+                (&t.state).into(),
+                (&t.fire).into(),
+                t.due_at.into(),
+                (&t.spec).into(),
+            ]);
+        }
+        self.defer(Write::new(sql, args));
         Ok(())
     }
 
     /// Hands a case's pending timers to the state it entered (one whose timers are the
     /// same, with the same due times): they fire from there, and nothing is set again.
+    /// Deferred: sent with the transition's other writes.
     pub async fn move_timers(&mut self, case_id: &str, state: &str) -> Result<()> {
         let sql = "UPDATE timers SET state = $1 WHERE case_id = $2 AND status = 'pending'";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(state)
-            .bind(case_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(sql, vec![state.into(), case_id.into()]));
         Ok(())
     }
 
+    /// Cancels a case's pending timers: its state is left, so they no longer apply.
+    /// Deferred: sent with the transition's other writes (queued before the new timers,
+    /// which it does not touch: on PostgreSQL the parts of a statement do not see each
+    /// other's rows).
     pub async fn cancel_timers(&mut self, case_id: &str, now_ms: i64) -> Result<()> {
         let sql = "UPDATE timers SET status = 'cancelled', done_at = $1 WHERE case_id = $2 AND status = 'pending'";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(now_ms)
-            .bind(case_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(sql, vec![now_ms.into(), case_id.into()]));
         Ok(())
     }
 
@@ -586,25 +608,31 @@ impl Tx {
     }
 
     /// Puts a destination record in force (R2). The record in force before it, if any,
-    /// is kept as `replaced`, ended by `ending`.
+    /// is kept as `replaced`, ended by `ending`. Both deferred: sent with the transition's
+    /// other writes, the new record after the old one has ended (one in force per
+    /// student, a unique index).
     pub async fn record_destination(&mut self, d: &DestinationRow, ending: &Ending<'_>) -> Result<()> {
         self.end_destination(&d.student_id, None, "replaced", ending).await?;
         let sql = format!(
             "INSERT INTO destinations ({DESTINATION_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'in_force', NULL, NULL, NULL)"
         );
-        on_tx!(self, |c| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&d.id)
-            .bind(&d.student_id)
-            .bind(&d.category_code)
-            .bind(&d.unit_name)
-            .bind(&d.location)
-            .bind(&d.case_id)
-            .bind(d.approved_at)
-            .bind(&d.data)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(
+            Write::new(
+                sql,
+                vec![
+                    Arg::from(&d.id),
+                    (&d.student_id).into(),
+                    (&d.category_code).into(),
+                    (&d.unit_name).into(),
+                    (&d.location).into(),
+                    (&d.case_id).into(),
+                    d.approved_at.into(),
+                    (&d.data).into(),
+                ],
+            )
+            .after_earlier(),
+        );
         Ok(())
     }
 
@@ -625,16 +653,17 @@ impl Tx {
     ) -> Result<()> {
         let sql = "UPDATE destinations SET status = $1, ended_by_case = $2, ended_by = $3, ended_at = $4
                    WHERE student_id = $5 AND status = 'in_force' AND ($6 IS NULL OR case_id = $6)";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(status)
-            .bind(ending.case_id)
-            .bind(ending.transition)
-            .bind(ending.at)
-            .bind(student_id)
-            .bind(made_by)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(
+            sql,
+            vec![
+                status.into(),
+                ending.case_id.into(),
+                ending.transition.into(),
+                ending.at.into(),
+                student_id.into(),
+                made_by.into(),
+            ],
+        ));
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Documents of a case (rendered agreements, uploads), render status, issued agreement
 //! numbers and counters.
 
-use super::{Result, Tx, on_tx};
+use super::{Result, Tx, deferred::Write, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DocumentRow {
@@ -142,6 +142,23 @@ impl Tx {
         Ok(changed == 1)
     }
 
+    /// Requests a render of a slot for a case version (`pending`), as [`Tx::set_render`]
+    /// would, without asking whether it changed anything: deferred, sent with the
+    /// transition's other writes (the version only grows under the case's lock).
+    pub async fn request_render(&mut self, case_id: &str, slot: &str, case_version: i64, now_ms: i64) -> Result<()> {
+        let sql = "INSERT INTO renders (case_id, slot, case_version, status, attempts, error, updated_at)
+                   VALUES ($1, $2, $3, 'pending', 0, NULL, $4)
+                   ON CONFLICT (case_id, slot) DO UPDATE SET case_version = excluded.case_version, status = excluded.status,
+                     attempts = excluded.attempts, error = excluded.error, updated_at = excluded.updated_at
+                   WHERE renders.case_version < excluded.case_version
+                      OR (renders.case_version = excluded.case_version AND renders.status <> 'done')";
+        self.defer(Write::new(
+            sql,
+            vec![case_id.into(), slot.into(), case_version.into(), now_ms.into()],
+        ));
+        Ok(())
+    }
+
     pub async fn renders(&mut self, case_id: &str) -> Result<Vec<RenderRow>> {
         let sql = "SELECT case_id, slot, case_version, status, attempts, error, updated_at FROM renders WHERE case_id = $1 ORDER BY slot";
         Ok(on_tx!(self, |c| sqlx::query_as::<_, RenderRow>(sql)
@@ -170,16 +187,14 @@ impl Tx {
             .await)?)
     }
 
+    /// Records an issued agreement number. Deferred: sent with the transition's other
+    /// writes.
     pub async fn insert_agreement(&mut self, number: &str, case_id: &str, code: &str, now_ms: i64) -> Result<()> {
         let sql = "INSERT INTO agreements (number, case_id, verification_code, issued_at) VALUES ($1, $2, $3, $4)";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(number)
-            .bind(case_id)
-            .bind(code)
-            .bind(now_ms)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(
+            sql,
+            vec![number.into(), case_id.into(), code.into(), now_ms.into()],
+        ));
         Ok(())
     }
 

@@ -1,6 +1,10 @@
 //! The `emails` table (one row per logical send) and review escalations.
 
-use super::{Result, Tx, on_tx};
+use super::{
+    Result, Tx,
+    deferred::{Arg, PREVIOUS, Write},
+    on_tx,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EmailRow {
@@ -47,40 +51,56 @@ pub struct EscalationRow {
 const EMAIL_COLUMNS: &str = "id, key, case_id, template, to_role, to_name, to_address, context, status, attempts, last_error, lease_until, created_at, sent_at";
 
 impl Tx {
-    /// Records logical sends in one statement; returns the ids of those whose key was
-    /// not recorded yet.
-    pub async fn insert_emails(&mut self, emails: &[EmailRow]) -> Result<Vec<String>> {
+    /// Records logical sends and pushes the send job of each new one that has a job, in
+    /// one deferred write (two parts of one statement on PostgreSQL): a send whose key
+    /// was recorded before is neither recorded nor pushed again. Sent with the
+    /// transition's other writes.
+    pub async fn queue_emails(&mut self, emails: &[EmailRow], jobs: Vec<super::NewJob>) -> Result<()> {
+        if emails.is_empty() {
+            return Ok(());
+        }
         let rows: Vec<String> = (0..emails.len())
             .map(|i| {
                 let marks: Vec<String> = (1..=14).map(|k| format!("${}", i * 14 + k)).collect();
                 format!("({})", marks.join(", "))
             })
             .collect();
+        let returning = if matches!(self, Tx::Postgres(_)) {
+            " RETURNING id"
+        } else {
+            ""
+        };
         let sql = format!(
-            "INSERT INTO emails ({EMAIL_COLUMNS}) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING id",
+            "INSERT INTO emails ({EMAIL_COLUMNS}) VALUES {} ON CONFLICT (key) DO NOTHING{returning}",
             rows.join(", ")
         );
-        Ok(on_tx!(self, |c| {
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.as_str()));
-            for e in emails {
-                q = q
-                    .bind(&e.id)
-                    .bind(&e.key)
-                    .bind(&e.case_id)
-                    .bind(&e.template)
-                    .bind(&e.to_role)
-                    .bind(&e.to_name)
-                    .bind(&e.to_address)
-                    .bind(&e.context)
-                    .bind(&e.status)
-                    .bind(e.attempts)
-                    .bind(&e.last_error)
-                    .bind(e.lease_until)
-                    .bind(e.created_at)
-                    .bind(e.sent_at);
-            }
-            q.fetch_all(c).await
-        })?)
+        let mut args = Vec::with_capacity(emails.len() * 14);
+        for e in emails {
+            args.extend([
+                Arg::from(&e.id),
+                (&e.key).into(),
+                (&e.case_id).into(),
+                (&e.template).into(),
+                (&e.to_role).into(),
+                (&e.to_name).into(),
+                (&e.to_address).into(),
+                (&e.context).into(),
+                (&e.status).into(),
+                e.attempts.into(),
+                (&e.last_error).into(),
+                e.lease_until.into(),
+                e.created_at.into(),
+                e.sent_at.into(),
+            ]);
+        }
+        self.defer(Write::new(sql, args));
+        // The jobs of the sends just recorded: on SQLite the rows are there to see; on
+        // PostgreSQL they are what the insert before returned.
+        let recorded = match self {
+            Tx::Sqlite(_) => "EXISTS (SELECT 1 FROM emails e WHERE e.id = v.email)".to_string(),
+            Tx::Postgres(_) => format!("v.email IN (SELECT id FROM {PREVIOUS})"),
+        };
+        self.push_jobs_where(jobs, &recorded).await
     }
 
     pub async fn email(&mut self, id: &str) -> Result<Option<EmailRow>> {
@@ -166,14 +186,10 @@ impl Tx {
     }
 
     /// Closes a case's open escalations: it has left the state that was overdue.
+    /// Deferred: sent with the transition's other writes.
     pub async fn resolve_escalations(&mut self, case_id: &str, now_ms: i64) -> Result<()> {
         let sql = "UPDATE escalations SET resolved_at = $1 WHERE case_id = $2 AND resolved_at IS NULL";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(now_ms)
-            .bind(case_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(sql, vec![now_ms.into(), case_id.into()]));
         Ok(())
     }
 

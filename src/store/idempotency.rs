@@ -2,7 +2,7 @@
 //! that carries it out and completed with the answer, so a retry gets the same answer
 //! and causes nothing a second time.
 
-use super::{Result, Tx, on_tx};
+use super::{Result, Tx, deferred::Write, on_tx};
 
 /// A remembered answer.
 #[derive(Debug, Clone)]
@@ -52,16 +52,14 @@ impl Tx {
         }))
     }
 
+    /// Remembers the answer under the key reserved earlier. Deferred: sent with the
+    /// transition's other writes.
     pub async fn complete_key(&mut self, actor: &str, key: &str, status: u16, response: &str) -> Result<()> {
         let sql = "UPDATE idempotency_keys SET status = $1, response = $2 WHERE actor = $3 AND key = $4";
-        on_tx!(self, |c| sqlx::query(sql)
-            .bind(i64::from(status))
-            .bind(response)
-            .bind(actor)
-            .bind(key)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.defer(Write::new(
+            sql,
+            vec![i64::from(status).into(), response.into(), actor.into(), key.into()],
+        ));
         Ok(())
     }
 }

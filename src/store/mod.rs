@@ -7,6 +7,7 @@
 
 pub mod blobs;
 mod cases;
+mod deferred;
 mod documents;
 mod emails;
 mod idempotency;
@@ -37,16 +38,18 @@ pub use cases::{Around, CaseRow, DestinationRow, Ending, HistoryRow, TimerRow, f
 pub use documents::{DocumentRow, RenderRow};
 pub use emails::{EmailRow, EscalationRow, OverdueRow};
 pub use idempotency::Stored;
-pub use jobs::QueueCounts;
+pub use jobs::{NewJob, QueueCounts};
 pub use lists::{CaseFilter, CaseListRow, ExportFilter, ExportRow, GraduateFilter, GraduateRow};
 pub use parties::{PartyKind, PartyRow};
 pub use statistics::{GraduateScope, GroupBy};
 pub use versions::{ActiveRow, AuditRow, VersionRow};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever backend —
-/// one statement, counted (see [`count_statements`]).
+/// one statement, counted (see [`count_statements`]) — after the writes the transaction
+/// deferred (see `deferred`), so it reads them.
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {{
+        $tx.flush(false).await?;
         $crate::store::counted();
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
@@ -137,6 +140,8 @@ pub enum Tx {
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Writes to send together before the next statement (see `deferred`).
+    deferred: Vec<deferred::Write>,
 }
 
 impl std::ops::Deref for SqliteTx {
@@ -169,13 +174,15 @@ fn writer_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
     gates.entry(file).or_default().clone()
 }
 
-/// A PostgreSQL transaction with the wake-ups it owes: sent together, in one statement,
-/// when it commits (PostgreSQL delivers a `NOTIFY` at commit anyway), rather than one
-/// round trip for each job pushed and timer set. Dereferences to the connection, as a
-/// [`Transaction`] does.
+/// A PostgreSQL transaction with the wake-ups it owes: sent when it commits, in the
+/// statement of its last deferred writes (PostgreSQL delivers a `NOTIFY` at commit anyway),
+/// rather than one round trip for each job pushed and timer set. Dereferences to the
+/// connection, as a [`Transaction`] does.
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
     wakes: Vec<String>,
+    /// Writes to send together before the next statement (see `deferred`).
+    deferred: Vec<deferred::Write>,
 }
 
 impl PgTx {
@@ -184,19 +191,6 @@ impl PgTx {
         if !self.wakes.iter().any(|w| w == payload) {
             self.wakes.push(payload.to_string());
         }
-    }
-
-    async fn commit(mut self) -> Result<()> {
-        if !self.wakes.is_empty() {
-            counted();
-            sqlx::query("SELECT pg_notify($1, w) FROM UNNEST($2::text[]) AS w")
-                .bind(WAKE_CHANNEL)
-                .bind(&self.wakes)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        self.tx.commit().await?;
-        Ok(())
     }
 }
 
@@ -334,11 +328,13 @@ impl Db {
                 Tx::Sqlite(SqliteTx {
                     tx: pool.begin_with("BEGIN IMMEDIATE").await?,
                     _gate: Some(gate),
+                    deferred: Vec::new(),
                 })
             }
             Db::Postgres(pool) => Tx::Postgres(PgTx {
                 tx: pool.begin().await?,
                 wakes: Vec::new(),
+                deferred: Vec::new(),
             }),
         })
     }
@@ -351,10 +347,12 @@ impl Db {
             Db::Sqlite(pool) => Tx::Sqlite(SqliteTx {
                 tx: pool.begin().await?,
                 _gate: None,
+                deferred: Vec::new(),
             }),
             Db::Postgres(pool) => Tx::Postgres(PgTx {
                 tx: pool.begin().await?,
                 wakes: Vec::new(),
+                deferred: Vec::new(),
             }),
         })
     }
@@ -402,16 +400,19 @@ fn install_hooks(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>, hook: Insert
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
+    /// Sends the deferred writes (with the wake-ups owed on PostgreSQL) and commits.
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush(true).await?;
         counted();
         match self {
             Tx::Sqlite(t) => t.tx.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+            Tx::Postgres(t) => t.tx.commit().await?,
         }
         Ok(())
     }
 
-    pub async fn rollback(self) -> Result<()> {
+    pub async fn rollback(mut self) -> Result<()> {
+        self.discard();
         counted();
         match self {
             Tx::Sqlite(t) => t.tx.rollback().await?,
