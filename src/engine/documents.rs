@@ -65,7 +65,7 @@ impl LazyRenderer {
 type RenderWork = Box<dyn FnOnce() + Send>;
 
 /// The threads renders run on, below the request path (issue 17): one per core but one
-/// (at least one), each at the lowest CPU priority (nice 19), so that with every render
+/// (at least one), each at the lowest CPU priority (`SCHED_IDLE`), so that with every render
 /// thread busy, requests and the database still get the cores when they need them — a
 /// render is slower under load, a transition is not. Renders wait in one queue.
 #[derive(Debug)]
@@ -99,14 +99,18 @@ impl RenderThreads {
     }
 }
 
-/// Gives the calling thread the lowest CPU priority (Linux: nice is per thread). Where the
-/// system refuses, the render runs at normal priority and says so once.
+/// Gives the calling thread the lowest CPU priority: Linux's `SCHED_IDLE` policy (a thread
+/// that runs only when nothing else wants the core, and is preempted at once when something
+/// does), else nice 19 (on Linux both are per thread). Where the system refuses both, the
+/// render runs at normal priority and says so once.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority only reads its integer arguments; `0` is the calling thread.
-        let refused = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0;
-        if refused {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: both calls read only their arguments; `0` is the calling thread.
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+        let nice = idle || unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } == 0;
+        if !nice {
             tracing::warn!(error = %std::io::Error::last_os_error(), "render thread keeps normal priority");
         }
     }
@@ -331,6 +335,8 @@ impl Engine {
         }
         let now_ms = millis(self.now());
         let mut hashes = Vec::new();
+        let bytes = files.iter().map(|f| f.3.clone()).collect();
+        self.db.stage_blobs(&blobs, bytes).await?;
         let mut tx = self.db.begin().await?;
         // First, and under the row's lock: a newer request for the slot (the case moved
         // on while this one rendered) makes this render stale, and it stores nothing.

@@ -131,6 +131,23 @@ pub struct BlobMigration {
 }
 
 impl Db {
+    /// On SQLite, writes (and syncs) `files` into `folder` before the transaction that names
+    /// them takes the write lock, so that no transition waits on a document's disk writes
+    /// (issue 17: a render's three files, synced one by one under the lock, were the longest
+    /// waits of transitions with the workers on); the transaction's `put_blob` then finds
+    /// them there. On PostgreSQL nothing: the bytes are rows of that transaction.
+    pub async fn stage_blobs(&self, folder: &Blobs, files: Vec<Vec<u8>>) -> Result<()> {
+        if let Db::Postgres(_) = self {
+            return Ok(());
+        }
+        let folder = folder.clone();
+        let root = folder.root().to_path_buf();
+        tokio::task::spawn_blocking(move || files.iter().try_for_each(|bytes| folder.put(bytes).map(drop)))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("writing document files stopped: {e}")))?
+            .map_err(|source| StoreError::File { path: root, source })
+    }
+
     /// Moves the documents under `folder` into the database, each in its own
     /// transaction, removing a file once its bytes are committed. Running it again moves
     /// nothing. `None` on SQLite, which keeps documents in the folder.
