@@ -550,13 +550,9 @@ impl Engine {
     pub async fn documents(&self, case_id: &str, actor: &Actor) -> Result<DocumentList> {
         let mut tx = self.db.read().await?;
         let (row, def) = self.readable_case(&mut tx, case_id, actor).await?;
-        let documents = tx
-            .documents(case_id)
-            .await?
-            .into_iter()
-            .filter(|d| may_read(&def, &row.state, &d.slot, actor))
-            .map(document_view)
-            .collect();
+        // Renders before documents: on PostgreSQL each statement of this read sees what was
+        // committed when it began, and a render commits its documents with its `done`, so
+        // a render listed as done has its documents in the list read after it.
         let renders = tx
             .renders(case_id)
             .await?
@@ -569,6 +565,13 @@ impl Engine {
                 error: r.error,
                 updated_at: from_millis(r.updated_at).to_rfc3339(),
             })
+            .collect();
+        let documents = tx
+            .documents(case_id)
+            .await?
+            .into_iter()
+            .filter(|d| may_read(&def, &row.state, &d.slot, actor))
+            .map(document_view)
             .collect();
         tx.rollback().await?;
         Ok(DocumentList { documents, renders })

@@ -680,30 +680,6 @@ impl Engine {
         })
     }
 
-    /// Pushes jobs in the caller's transaction, as [`Engine::push`] does one: those
-    /// of one queue together.
-    pub async fn push_all(&self, tx: &mut Tx, jobs: &[Job], at: DateTime<Utc>) -> Result<()> {
-        if let [job] = jobs {
-            return self.push(tx, job, at).await;
-        }
-        let mut by_queue: Vec<(&crate::jobs::QueueConfig, Vec<Vec<u8>>)> = Vec::new();
-        for job in jobs {
-            let queue = self
-                .workers
-                .queue_of(job.kind())
-                .ok_or_else(|| StoreError::Queue(format!("no queue runs {}", job.kind())))?;
-            match by_queue.iter_mut().find(|(q, _)| q.queue == queue.queue) {
-                Some((_, payloads)) => payloads.push(job.encode()),
-                None => by_queue.push((queue, vec![job.encode()])),
-            }
-        }
-        let run_at = run_at_seconds(at - self.now());
-        for (queue, payloads) in by_queue {
-            tx.push_jobs(&queue.queue, payloads, run_at, queue.max_attempts).await?;
-        }
-        Ok(())
-    }
-
     /// Fires one timer if it is still due on a case still in its state.
     ///
     /// Locks the case before anything of its timers, as a transition does (which

@@ -595,6 +595,9 @@ impl Tx {
             .await)?)
     }
 
+    /// Marks a timer fired or cancelled. Sent at once, not deferred: firing a timer may
+    /// have cancelled its case's timers (this one among them) in the deferred writes, and
+    /// one PostgreSQL statement must not change a row twice.
     pub async fn finish_timer(&mut self, id: &str, status: &str, now_ms: i64) -> Result<()> {
         let sql = "UPDATE timers SET status = $1, done_at = $2 WHERE id = $3";
         on_tx!(self, |c| sqlx::query(sql)

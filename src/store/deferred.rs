@@ -13,6 +13,11 @@
 //!   not see each other's effects and run in no set order: a write that must see the ones
 //!   queued before it (the destination record put in force after the old one is ended,
 //!   under a unique index) says so ([`Write::after_earlier`]) and starts a new statement.
+//!   Nor may two parts change one row: a timer's own `finish_timer`, which follows the
+//!   cancelling of its case's timers when it fires, is not deferred.
+//!
+//! A deferred write that fails makes the flush fail (the next statement, or the commit),
+//! and the transaction rolls back as it would have.
 
 use super::{Result, StoreError, Tx, WAKE_CHANNEL, counted};
 
