@@ -43,23 +43,11 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _common import ROOT, SECRET, percentile, psql
+
 DB = "gradsign_bench_engine"
-SECRET = "bench-secret-bench-secret-bench-secret-0123"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
 STEPS = ["invite", "view", "accept", "confirm", "approve"]
-
-
-def percentile(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
-def psql(url, sql, *extra):
-    return subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
 
 
 def b64(data):

@@ -21,21 +21,11 @@ import tempfile
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _common import ROOT, SECRET, dev_token, percentile, psql
+
 DB = "gradsign_bench_schools"
 RUNS = 200
 WARMUP = 20
-SECRET = "bench-secret-bench-secret-bench-secret-0123"
-
-
-def psql(url, sql, *extra):
-    return subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def main():
@@ -79,16 +69,9 @@ def main():
         server.wait()
 
 
-def token(args, env, role, school=None):
-    cmd = [args.bin, "dev-token", "--role", role, "--sub", "bench", "--name", "压测"]
-    if school:
-        cmd += ["--school", school]
-    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-
-
 def run(args, url, env):
-    reviewer = token(args, env, "school_reviewer", "B001")
-    admin = token(args, env, "platform_admin")
+    reviewer = dev_token(args.bin, env, "school_reviewer", "B001")
+    admin = dev_token(args.bin, env, "platform_admin")
     now = int(time.time() * 1000)
     # Page 1,000 of the school's cases, ten a page, longest waiting first: the cursor
     # is the 9,990th row's (state_entered_at, id).

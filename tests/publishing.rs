@@ -39,6 +39,18 @@ async fn publish(client: &reqwest::Client, base: &str, token: &str, name: &str, 
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Publishes `toml` as a version of `name` and activates it (both must succeed); its hash.
+async fn publish_active(app: &support::TestApp, name: &str, toml: &str) -> String {
+    let admin = app.admin();
+    let (status, body) = publish(&app.client, &app.base, &admin, name, toml).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap().to_string();
+    let url = format!("/api/v1/workflows/{name}/versions/{hash}/activate");
+    let r = app.post(&url, &admin, &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    hash
+}
+
 async fn send(client: &reqwest::Client, method: reqwest::Method, url: String, token: &str) -> (StatusCode, String) {
     let r = client.request(method, url).bearer_auth(token).send().await.unwrap();
     (r.status(), r.text().await.unwrap())
@@ -69,10 +81,7 @@ async fn publishing_and_activating_changes_new_cases_only(backend: Backend) {
     );
     let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &broken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let line = broken[..broken.find("!employer.receives_archive > 1").unwrap()]
-        .matches('\n')
-        .count()
-        + 1;
+    let line = line_of(&broken, "!employer.receives_archive > 1");
     let problem = &body["problems"][0];
     assert_eq!(problem["file"], "online_signing.toml");
     assert_eq!(problem["line"], line);
@@ -369,10 +378,7 @@ async fn a_renamed_field_is_followed_into_the_destination_record_or_refused(back
     );
     let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &half).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let line = half[..half.find("location = \"terms.work_place\"").unwrap()]
-        .matches('\n')
-        .count()
-        + 1;
+    let line = line_of(&half, "location = \"terms.work_place\"");
     let problem = body["problems"]
         .as_array()
         .unwrap()
@@ -389,17 +395,7 @@ async fn a_renamed_field_is_followed_into_the_destination_record_or_refused(back
 
     // Renamed everywhere: published, activated, and the record follows.
     let renamed = online().replace("terms.work_place", "terms.place_of_work");
-    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let activated = app
-        .post(
-            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
-            &admin,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+    publish_active(&app, "online_signing", &renamed).await;
     let body = json!({ "workflow": "online_signing", "student": "S1",
         "input": { "terms": { "position": "软件工程师", "place_of_work": "哈尔滨市道里区" } } });
     let invited = app.post("/api/v1/cases", &app.employer("E1"), &body).await;
@@ -552,10 +548,7 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
     let undeclared = with_college_review().replace("college_reviewer = { title", "college_staff = { title");
     let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &undeclared).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let line = undeclared[..undeclared.find("by = \"college_reviewer\"").unwrap()]
-        .matches('\n')
-        .count()
-        + 1;
+    let line = line_of(&undeclared, "by = \"college_reviewer\"");
     let problem = body["problems"]
         .as_array()
         .unwrap()
@@ -570,17 +563,7 @@ async fn a_college_level_review_declared_in_the_definition_works_end_to_end(back
         "{problem}"
     );
 
-    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &with_college_review()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let activated = app
-        .post(
-            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
-            &admin,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+    publish_active(&app, "online_signing", &with_college_review()).await;
 
     let case = app.invite("E1", "S1").await.id();
     let s1 = app.student("S1");
@@ -917,10 +900,7 @@ async fn a_renamed_field_is_followed_into_the_mail_or_refused(backend: Backend) 
         .replace("position = \"terms.position\"", "position = \"terms.job_title\"");
     let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &half).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let line = half[..half.find("position = { from = \"terms.position\"").unwrap()]
-        .matches('\n')
-        .count()
-        + 1;
+    let line = line_of(&half, "position = { from = \"terms.position\"");
     assert_eq!(body["problems"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["problems"][0]["line"], line, "{body}");
     assert!(
@@ -932,17 +912,7 @@ async fn a_renamed_field_is_followed_into_the_mail_or_refused(backend: Backend) 
     );
 
     let renamed = online().replace("terms.position", "terms.job_title");
-    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
-            &admin,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    publish_active(&app, "online_signing", &renamed).await;
     let body = json!({ "workflow": "online_signing", "student": "S1",
         "input": { "terms": { "job_title": "嵌入式工程师", "work_place": "哈尔滨市香坊区" } } });
     let invited = app.post("/api/v1/cases", &app.employer("E1"), &body).await;
@@ -998,10 +968,7 @@ async fn a_renamed_term_the_agreement_prints_is_refused_unless_followed(backend:
     assert_ne!(half, online());
     let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &half).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let line = half[..half.find("work_place = \"terms.work_place\"").unwrap()]
-        .matches('\n')
-        .count()
-        + 1;
+    let line = line_of(&half, "work_place = \"terms.work_place\"");
     let problems = body["problems"].as_array().unwrap();
     assert!(
         problems.iter().any(|p| p["line"] == line
@@ -1026,7 +993,6 @@ async fn a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500
     let Some(app) = spawn_seeded(backend).await else {
         return;
     };
-    let admin = app.admin();
     let guarded = online()
         .replacen(
             "to = \"viewed\"\nby = \"student\"\n",
@@ -1039,17 +1005,7 @@ async fn a_condition_reading_an_absent_value_does_not_hold_and_never_answers_500
             1,
         );
     assert_ne!(guarded, online());
-    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &guarded).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/api/v1/workflows/online_signing/versions/{hash}/activate"),
-            &admin,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    publish_active(&app, "online_signing", &guarded).await;
 
     // No pay given: `data.terms.salary` is absent.
     let case = app.invite("E1", "S1").await.id();
@@ -1194,12 +1150,7 @@ async fn a_typed_in_employer_is_read_where_the_definition_keeps_it(backend: Back
             "[typed_parties]\nemployer = \"unit\"",
         );
     assert!(moved.contains("employer = \"unit\""));
-    let (status, body) = publish(&app.client, &app.base, &admin, "offline_signing", &moved).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let url = format!("/api/v1/workflows/offline_signing/versions/{hash}/activate");
-    let r = app.post(&url, &admin, &json!({})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    publish_active(&app, "offline_signing", &moved).await;
 
     let token = app.student("S2");
     let input = json!({
@@ -1302,12 +1253,7 @@ async fn the_deadline_is_read_by_its_kind_not_its_name(backend: Backend) {
             "{ name = \"reply_by\", kind = \"deadline\"",
         )
         .replace("at = \"deadline\"", "at = \"reply_by\"");
-    let (status, body) = publish(&app.client, &app.base, &admin, "online_signing", &renamed).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let hash = body["hash"].as_str().unwrap();
-    let url = format!("/api/v1/workflows/online_signing/versions/{hash}/activate");
-    let r = app.post(&url, &admin, &json!({})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    publish_active(&app, "online_signing", &renamed).await;
     let invited = app.invite("E1", "S1").await;
     assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
     let case = invited.id();
