@@ -209,14 +209,14 @@ impl Bench {
     {
         match &self.app.engine.db {
             Db::Sqlite(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap(),
-            Db::Postgres(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap(),
+            Db::Postgres(p, _) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap(),
         }
     }
 
     async fn execute(&self, sql: &str) {
         match &self.app.engine.db {
             Db::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(|_| ()),
-            Db::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(|_| ()),
+            Db::Postgres(p, _) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(|_| ()),
         }
         .unwrap();
     }
@@ -234,7 +234,7 @@ impl Bench {
                  INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at)
                  SELECT 'load-' || i, '{anchor}', 'invited', 'expire', {later} + i, 'pending', {now} FROM n"
             ),
-            Db::Postgres(_) => format!(
+            Db::Postgres(..) => format!(
                 "INSERT INTO timers (id, case_id, state, fire, due_at, status, created_at)
                  SELECT 'load-' || i, '{anchor}', 'invited', 'expire', {later} + i, 'pending', {now}
                  FROM generate_series(1, {pending}) AS i"

@@ -325,7 +325,7 @@ async fn a_queue_s_failed_jobs_are_retried_from_the_queue_page(backend: Backend)
             .execute(p)
             .await
             .map(|r| r.rows_affected()),
-        gradsign::store::Db::Postgres(p) => {
+        gradsign::store::Db::Postgres(p, _) => {
             sqlx::query("UPDATE apalis.jobs SET status = 'Failed', attempts = max_attempts WHERE status = 'Pending'")
                 .execute(p)
                 .await

@@ -61,7 +61,7 @@ async fn rows<T>(db: &Db, sql: &str) -> Vec<T>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let Db::Postgres(p) = db else {
+    let Db::Postgres(p, _) = db else {
         unreachable!("PostgreSQL only")
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await.unwrap()

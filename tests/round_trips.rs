@@ -170,3 +170,69 @@ async fn every_step_stays_within_its_statement_budget(backend: Backend) {
         );
     }
 }
+
+/// Locks held briefly (issue 17): on PostgreSQL an agreement counter is taken in a
+/// transaction of its own, so a second confirm of the same school takes the next number
+/// while the first is still open (inside the first's transaction, the counter's row would
+/// stay locked until it ended, and the second would wait), and a transaction that rolls
+/// back keeps its number used: a gap, never a number issued twice. (SQLite has one writer
+/// at a time: the counter is taken inside its transaction.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_taken_on_postgresql_is_not_held_until_the_commit() {
+    let Some(pg) = support::PgDatabase::create().await else {
+        return;
+    };
+    let db = gradsign::store::Db::connect(&pg.url()).await.unwrap();
+    db.migrate().await.unwrap();
+    let name = "agreement:10212:2026";
+    let mut first = db.begin().await.unwrap();
+    assert_eq!(first.next_counter(name).await.unwrap(), 1);
+    let mut second = db.begin().await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(30), second.next_counter(name))
+        .await
+        .expect("the second transaction waited for the first one's counter row");
+    assert_eq!(next.unwrap(), 2);
+    first.rollback().await.unwrap();
+    second.commit().await.unwrap();
+    let mut third = db.begin().await.unwrap();
+    assert_eq!(
+        third.next_counter(name).await.unwrap(),
+        3,
+        "a rolled-back number is not issued again"
+    );
+    third.commit().await.unwrap();
+    db.close().await;
+}
+
+/// No transaction sends `NOTIFY` on PostgreSQL (the commits of all that do are serialised,
+/// database-wide): apalis's per-job trigger is gone, and the wake-ups a transition earns —
+/// the invitation's timers and mail — are sent by the store's notifier after it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_on_postgresql_are_sent_after_the_commit_not_in_it() {
+    let Some(t) = spawn_seeded(Backend::Postgres).await else {
+        return;
+    };
+    let gradsign::store::Db::Postgres(pool, _) = &t.app.engine.db else {
+        unreachable!("PostgreSQL only")
+    };
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::TEXT FROM pg_trigger WHERE tgrelid = 'apalis.jobs'::regclass AND NOT tgisinternal",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(triggers.is_empty(), "a trigger on apalis.jobs: {triggers:?}");
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.unwrap();
+    listener.listen(gradsign::store::WAKE_CHANNEL).await.unwrap();
+    let invited = t.invite("E1", "S1").await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let mut heard = std::collections::BTreeSet::new();
+    while !(heard.contains("timer") && heard.contains("job:mail")) {
+        let wake = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no wake-up for the invitation's timers and mail; heard {heard:?}"))
+            .unwrap();
+        heard.insert(wake.payload().to_string());
+    }
+}

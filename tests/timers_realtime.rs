@@ -72,7 +72,7 @@ async fn two_hundred_timers_fire_on_time(backend: Backend) {
     let rows: Vec<(i64, Option<i64>, i64, String)> = loop {
         let rows: Vec<(i64, Option<i64>, i64, String)> = match &engine.db {
             Db::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
-            Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+            Db::Postgres(p, _) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
         };
         if rows.iter().all(|r| r.3 != "pending") || tokio::time::Instant::now() > deadline {
             break rows;

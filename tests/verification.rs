@@ -230,7 +230,7 @@ async fn alter_history(app: &TestApp, case: &str, seq: i64) {
             .await
             .unwrap()
             .rows_affected(),
-        gradsign::store::Db::Postgres(p) => sqlx::query(sql)
+        gradsign::store::Db::Postgres(p, _) => sqlx::query(sql)
             .bind(case)
             .bind(seq)
             .execute(p)

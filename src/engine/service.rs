@@ -408,9 +408,10 @@ impl Engine {
         }))
     }
 
-    /// Builds the answer from what the transaction holds (no read: the write lock is
-    /// held as briefly as the writes need), remembers it under the idempotency key, and
-    /// commits.
+    /// Commits, and builds the answer from what the transaction held (no read). With an
+    /// idempotency key the answer is built first and kept under the key in the
+    /// transaction; without one it is built after the commit, so SQLite's write lock is
+    /// not held while it is.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
@@ -424,13 +425,24 @@ impl Engine {
         idem: Option<&Idempotency>,
         status: u16,
     ) -> Result<Answer> {
-        let view = view_of(def, &row, case, parties, around, actor);
-        let body = serde_json::to_value(&view).expect("a view always serialises");
-        if let Some(idem) = idem {
-            tx.complete_key(&actor.who(), &idem.key, status, &body.to_string())
-                .await?;
-        }
-        tx.commit().await?;
+        let answer = || {
+            serde_json::to_value(view_of(def, &row, case, parties, around, actor)).expect("a view always serialises")
+        };
+        let body = match idem {
+            // The answer is kept with its key, in the transaction.
+            Some(idem) => {
+                let body = answer();
+                tx.complete_key(&actor.who(), &idem.key, status, &body.to_string())
+                    .await?;
+                tx.commit().await?;
+                body
+            }
+            // Built once the write lock is released.
+            None => {
+                tx.commit().await?;
+                answer()
+            }
+        };
         Ok(Answer {
             status,
             body,
@@ -447,8 +459,9 @@ impl Engine {
     /// when one is open, and every write that answers nothing is deferred (see
     /// `store::deferred`): sent with the others in one statement at commit. What is sent
     /// at once: the new case's row, the claims taken (a conflict must answer) and the
-    /// agreement number — a counter one school's confirms share, taken last, so a confirm
-    /// holds the counter's row for two round trips (the deferred writes and the commit).
+    /// agreement number — a counter one school's confirms share, taken after the claims (a
+    /// conflict wastes no number) and, on PostgreSQL, in a transaction of its own, so no
+    /// confirm waits for another's commit (`Tx::next_counter`).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply(
         &self,
@@ -528,8 +541,8 @@ impl Engine {
                 });
             }
         }
-        // The agreement number — a counter one school's confirms share — is the last lock
-        // taken: after it, only the deferred writes (one statement) and the commit.
+        // The agreement number — a counter one school's confirms share — after the claims:
+        // on SQLite the last statement before the deferred writes and the commit.
         if before.is_some() && numbered {
             self.assign_agreement_number(tx, case, &mut data, now).await?;
             row.data = data.to_string();

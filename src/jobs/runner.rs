@@ -100,7 +100,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    if let Db::Postgres(pool) = &engine.db {
+    if let Db::Postgres(pool, _) = &engine.db {
         tasks.push(tokio::spawn(listen(pool.clone(), wake.clone(), stopped.clone())));
     }
     if timer_loop {
@@ -258,7 +258,7 @@ fn register_queue(monitor: Monitor, engine: &Engine, wake: &Wake, q: QueueConfig
                 .data(engine.clone())
                 .build(handle)
         }),
-        Db::Postgres(pool) => monitor.register(move |i| {
+        Db::Postgres(pool, _) => monitor.register(move |i| {
             let config = apalis_postgres::Config::default()
                 .queue(&q.queue)
                 .batch_size(batch)

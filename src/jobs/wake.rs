@@ -1,8 +1,8 @@
 //! Wake-ups: how a worker learns, within milliseconds, that a job or a timer was
 //! committed, instead of waiting for its next poll.
 //!
-//! The database tells: on PostgreSQL every write that pushes a job or sets a timer also
-//! sends `NOTIFY gradsign_wake` in its transaction (delivered at commit, to every
+//! The database tells: on PostgreSQL a transaction that pushed a job or set a timer is
+//! followed, once committed, by `NOTIFY gradsign_wake` (the store's `Notifier`, to every
 //! process); on SQLite the connections' update and commit hooks see the insert in this
 //! process. Either way the news lands in this process's [`Wake`] hub, which passes it to
 //! the workers of the queue it names and to the timer loop. The polls stay, longer, as

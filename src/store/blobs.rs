@@ -137,7 +137,7 @@ impl Db {
     /// waits of transitions with the workers on); the transaction's `put_blob` then finds
     /// them there. On PostgreSQL nothing: the bytes are rows of that transaction.
     pub async fn stage_blobs(&self, folder: &Blobs, files: Vec<Vec<u8>>) -> Result<()> {
-        if let Db::Postgres(_) = self {
+        if let Db::Postgres(..) = self {
             return Ok(());
         }
         let folder = folder.clone();
@@ -152,7 +152,7 @@ impl Db {
     /// transaction, removing a file once its bytes are committed. Running it again moves
     /// nothing. `None` on SQLite, which keeps documents in the folder.
     pub async fn migrate_blobs(&self, folder: &Blobs, now_ms: i64) -> Result<Option<BlobMigration>> {
-        let Db::Postgres(pool) = self else {
+        let Db::Postgres(pool, _) = self else {
             return Ok(None);
         };
         let io = |source| StoreError::File {

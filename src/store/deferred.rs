@@ -8,8 +8,7 @@
 //!   runs each statement of a query in turn and binds `$n` to the query's n-th argument in
 //!   every one of them, so the placeholders are numbered across the whole queue.
 //! - On PostgreSQL a prepared statement is one statement: the queue becomes writable CTEs
-//!   (`WITH w0 AS (INSERT …), w1 AS (UPDATE …) SELECT …`), and the wake-ups the
-//!   transaction owes ride in the final `SELECT` at commit. The parts of one statement do
+//!   (`WITH w0 AS (INSERT …), w1 AS (UPDATE …) SELECT …`). The parts of one statement do
 //!   not see each other's effects and run in no set order: a write that must see the ones
 //!   queued before it (the destination record put in force after the old one is ended,
 //!   under a unique index) says so ([`Write::after_earlier`]) and starts a new statement.
@@ -19,7 +18,7 @@
 //! A deferred write that fails makes the flush fail (the next statement, or the commit),
 //! and the transaction rolls back as it would have.
 
-use super::{Result, StoreError, Tx, WAKE_CHANNEL, counted};
+use super::{Result, StoreError, Tx, counted};
 
 /// A value bound to a deferred write, typed as the column it fills (PostgreSQL is told
 /// each parameter's type).
@@ -148,10 +147,9 @@ impl Tx {
         }
     }
 
-    /// Sends the queued writes (see the module's note); at commit, with the wake-ups
-    /// owed on PostgreSQL. One statement on SQLite; on PostgreSQL one for each run of
-    /// writes that need not see each other.
-    pub(crate) async fn flush(&mut self, committing: bool) -> Result<()> {
+    /// Sends the queued writes (see the module's note): one statement on SQLite; on
+    /// PostgreSQL one for each run of writes that need not see each other.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => {
                 let writes = std::mem::take(&mut t.deferred);
@@ -182,39 +180,19 @@ impl Tx {
                 Ok(())
             }
             Tx::Postgres(t) => {
-                let writes = std::mem::take(&mut t.deferred);
-                let wakes = if committing {
-                    std::mem::take(&mut t.wakes)
-                } else {
-                    Vec::new()
-                };
                 // Runs of writes that may share a statement.
                 let mut runs: Vec<Vec<Write>> = Vec::new();
-                for w in writes {
+                for w in std::mem::take(&mut t.deferred) {
                     match runs.last_mut() {
                         Some(run) if !w.after_earlier => run.push(w),
                         _ => runs.push(vec![w]),
                     }
                 }
-                if runs.is_empty() && wakes.is_empty() {
-                    return Ok(());
-                }
-                if runs.is_empty() {
-                    runs.push(Vec::new());
-                }
-                let last = runs.len() - 1;
-                for (i, run) in runs.into_iter().enumerate() {
-                    let wakes = if i == last { wakes.as_slice() } else { &[] };
-                    let (sql, args, checked) = postgres_statement(run, wakes);
+                for run in runs {
+                    let (sql, args, checked) = postgres_statement(run);
                     counted();
-                    let q = bind_all!(sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql)), args);
-                    let q = if wakes.is_empty() {
-                        q
-                    } else {
-                        q.bind(WAKE_CHANNEL).bind(wakes.to_vec())
-                    };
-                    let (failed, _woken) = q.fetch_one(&mut **t).await?;
-                    if failed != 0 {
+                    let q = bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)), args);
+                    if q.fetch_one(&mut **t).await? != 0 {
                         return Err(StoreError::Corrupt(checked.join("; ")));
                     }
                 }
@@ -232,10 +210,9 @@ impl Tx {
     }
 }
 
-/// One PostgreSQL statement for a run of writes: each a CTE, then a `SELECT` that sends
-/// the wake-ups (bound after the writes' arguments) and counts the checked writes that
-/// did not change exactly one row.
-fn postgres_statement(run: Vec<Write>, wakes: &[String]) -> (String, Vec<Arg>, Vec<String>) {
+/// One PostgreSQL statement for a run of writes: each a CTE, then a `SELECT` that counts
+/// the checked writes that did not change exactly one row.
+fn postgres_statement(run: Vec<Write>) -> (String, Vec<Arg>, Vec<String>) {
     let mut ctes = Vec::new();
     let mut args = Vec::new();
     let mut checked = Vec::new();
@@ -253,23 +230,7 @@ fn postgres_statement(run: Vec<Write>, wakes: &[String]) -> (String, Vec<Arg>, V
         ctes.push(format!("w{i} AS ({sql})"));
         args.extend(w.args);
     }
-    // A column of the one row the statement returns is always computed: the wake-ups go.
-    let woken = if wakes.is_empty() {
-        "0".to_string()
-    } else {
-        let n = args.len();
-        format!(
-            "(SELECT count(*) FROM (SELECT pg_notify(${}, w) FROM UNNEST(${}::text[]) AS w) AS n)",
-            n + 1,
-            n + 2
-        )
-    };
-    let select = format!("SELECT ({})::BIGINT, ({woken})::BIGINT", failed.join(" + "));
-    let sql = if ctes.is_empty() {
-        select
-    } else {
-        format!("WITH {} {select}", ctes.join(", "))
-    };
+    let sql = format!("WITH {} SELECT ({})::BIGINT", ctes.join(", "), failed.join(" + "));
     (sql, args, checked)
 }
 

@@ -1,7 +1,7 @@
 //! Documents of a case (rendered agreements, uploads), render status, issued agreement
 //! numbers and counters.
 
-use super::{Result, Tx, deferred::Write, on_tx};
+use super::{Result, Tx, counted, deferred::Write, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DocumentRow {
@@ -177,14 +177,32 @@ impl Tx {
             .await)?)
     }
 
-    /// The next value of a named counter (1, 2, …), taken inside the transaction.
+    /// The next value of a named counter (1, 2, …): unique and increasing, not gap-free.
+    ///
+    /// On SQLite it is taken inside the transaction (which holds the only write lock
+    /// anyway). On PostgreSQL it is taken in a transaction of its own, as a sequence is:
+    /// inside, the counter's row would stay locked until this transaction commits, and
+    /// every confirm of one school would queue behind the one before it (issue 17). Its own
+    /// transaction commits without waiting for the disk, which is safe: whatever uses the
+    /// value commits after it, so flushing that commit flushes the counter's too; a crash
+    /// that loses the counter loses every use of the value with it. A transaction that
+    /// rolls back after taking a value leaves a gap.
     pub async fn next_counter(&mut self, name: &str) -> Result<i64> {
         let sql = "INSERT INTO counters (name, value) VALUES ($1, 1)
                    ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value";
-        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(sql)
-            .bind(name)
-            .fetch_one(c)
-            .await)?)
+        match self {
+            Tx::Sqlite(_) => Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(sql)
+                .bind(name)
+                .fetch_one(c)
+                .await)?),
+            Tx::Postgres(t) => {
+                counted();
+                Ok(sqlx::query_scalar::<_, i64>(sql)
+                    .bind(name)
+                    .fetch_one(&t.beside.counters)
+                    .await?)
+            }
+        }
     }
 
     /// Records an issued agreement number. Deferred: sent with the transition's other

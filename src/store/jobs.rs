@@ -132,14 +132,14 @@ impl Tx {
         Ok(())
     }
 
-    /// Tells the workers of every process, at commit, that a timer was set (PostgreSQL;
-    /// SQLite's hooks see the insert).
+    /// Tells the workers of every process, once the transaction has committed, that a
+    /// timer was set (PostgreSQL; SQLite's hooks see the insert).
     pub async fn notify_timer_set(&mut self) -> Result<()> {
         self.notify("timer").await
     }
 
-    /// A wake-up for the workers of every process, sent when the transaction commits
-    /// (one statement for all of them: [`super::PgTx`]).
+    /// A wake-up for the workers of every process, sent after the transaction commits
+    /// (by the store's [`super::Notifier`]).
     async fn notify(&mut self, payload: &str) -> Result<()> {
         if let Tx::Postgres(t) = self {
             t.wake(payload);
@@ -188,7 +188,7 @@ impl Tx {
             FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed', 'Killed')
             GROUP BY job_type";
         type Row = (String, i64, i64, i64, Option<i64>);
-        self.flush(false).await?;
+        self.flush().await?;
         let rows: Vec<Row> = match self {
             Tx::Sqlite(t) => sqlx::query_as(sqlite).bind(now).fetch_all(&mut **t).await?,
             Tx::Postgres(t) => sqlx::query_as(postgres).bind(now as f64).fetch_all(&mut **t).await?,
@@ -214,7 +214,7 @@ impl Tx {
         let postgres = "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, done_at = NULL, lock_by = NULL,
                 lock_at = NULL, run_at = to_timestamp($2)
             WHERE job_type = $1 AND status IN ('Failed', 'Killed')";
-        self.flush(false).await?;
+        self.flush().await?;
         Ok(match self {
             Tx::Sqlite(t) => sqlx::query(sqlite)
                 .bind(queue)
@@ -235,7 +235,7 @@ impl Tx {
     pub async fn live_queues(&mut self, since: i64) -> Result<Vec<String>> {
         let sqlite = "SELECT DISTINCT worker_type FROM Workers WHERE last_seen >= $1";
         let postgres = "SELECT DISTINCT worker_type FROM apalis.workers WHERE last_seen >= to_timestamp($1)";
-        self.flush(false).await?;
+        self.flush().await?;
         Ok(match self {
             Tx::Sqlite(t) => sqlx::query_scalar(sqlite).bind(since).fetch_all(&mut **t).await?,
             Tx::Postgres(t) => {

@@ -23,7 +23,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -49,7 +49,7 @@ pub use versions::{ActiveRow, AuditRow, VersionRow};
 /// deferred (see `deferred`), so it reads them.
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {{
-        $tx.flush(false).await?;
+        $tx.flush().await?;
         $crate::store::counted();
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
@@ -69,7 +69,7 @@ macro_rules! on_pool {
     ($db:expr, |$p:ident| $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite($p) => $body,
-            $crate::store::Db::Postgres($p) => $body,
+            $crate::store::Db::Postgres($p, _) => $body,
         }
     };
 }
@@ -126,7 +126,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool, and what is done beside its transactions.
+    Postgres(PgPool, Beside),
 }
 
 /// An open write transaction.
@@ -140,6 +141,8 @@ pub enum Tx {
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// A write transaction's pool, for the checkpoint its commit may start.
+    pool: Option<SqlitePool>,
     /// Writes to send together before the next statement (see `deferred`).
     deferred: Vec<deferred::Write>,
 }
@@ -174,13 +177,36 @@ fn writer_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
     gates.entry(file).or_default().clone()
 }
 
-/// A PostgreSQL transaction with the wake-ups it owes: sent when it commits, in the
-/// statement of its last deferred writes (PostgreSQL delivers a `NOTIFY` at commit anyway),
-/// rather than one round trip for each job pushed and timer set. Dereferences to the
-/// connection, as a [`Transaction`] does.
+/// Commits between two checkpoints of a SQLite file's write-ahead log (a transition
+/// writes some 10–20 pages: about SQLite's own 1,000-page threshold).
+const COMMITS_PER_CHECKPOINT: u64 = 64;
+
+/// Copies SQLite's write-ahead log back into the database file after every
+/// [`COMMITS_PER_CHECKPOINT`]th write commit of this process, in a task of its own, once the
+/// writer gate is released (`PRAGMA wal_checkpoint(PASSIVE)` waits for no reader or
+/// writer). SQLite's automatic checkpoint (turned off on every connection) ran inside the
+/// commit that crossed its threshold, holding the write lock for the copy: one transition
+/// in fifty or so took milliseconds longer, and every writer queued behind it (issue 17).
+/// A checkpoint that does not happen (the process ends first) is done by the next one, or
+/// by SQLite when the last connection closes.
+fn checkpoint_now_and_then(pool: SqlitePool) {
+    static COMMITS: AtomicU64 = AtomicU64::new(0);
+    if COMMITS.fetch_add(1, Ordering::Relaxed) % COMMITS_PER_CHECKPOINT != COMMITS_PER_CHECKPOINT - 1 {
+        return;
+    }
+    tokio::spawn(async move {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(error = %e, "checkpoint of the write-ahead log failed; the next one retries");
+        }
+    });
+}
+
+/// A PostgreSQL transaction with the wake-ups it owes: handed to the [`Notifier`] once it
+/// has committed. Dereferences to the connection, as a [`Transaction`] does.
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
     wakes: Vec<String>,
+    beside: Beside,
     /// Writes to send together before the next statement (see `deferred`).
     deferred: Vec<deferred::Write>,
 }
@@ -204,6 +230,63 @@ impl std::ops::Deref for PgTx {
 impl std::ops::DerefMut for PgTx {
     fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
         &mut self.tx
+    }
+}
+
+/// What a PostgreSQL [`Db`] does beside its transactions: wake-ups sent after a commit,
+/// and counters taken in transactions of their own (see [`Tx::next_counter`]).
+#[derive(Debug, Clone)]
+pub struct Beside {
+    notifier: Notifier,
+    /// Connections for the counters, committing without waiting for the disk
+    /// (`synchronous_commit = off`, safe here: see [`Tx::next_counter`]).
+    counters: PgPool,
+}
+
+/// Sends the wake-ups of committed transactions (`NOTIFY gradsign_wake`, see `jobs::wake`)
+/// from a task of its own, after the commit and off the request path, several at once
+/// when commits come faster than one round trip.
+///
+/// Why not in the transaction: PostgreSQL serialises the commits of every transaction that
+/// sent a `NOTIFY`, database-wide, on one lock held until the commit is on disk — with it,
+/// 16 clients of the minimal transaction ran at 0.4× of their speed without it (pgbench on
+/// this machine). A notification sent alone commits nothing and holds that lock for
+/// microseconds. A wake-up lost with a process that dies between its commit and the send
+/// costs one poll interval: the workers' polls are the safety net (see `jobs::wake`).
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    queue: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
+}
+
+impl Notifier {
+    /// Starts the sending task on the current runtime; it ends when the last sender is
+    /// dropped.
+    fn start(pool: PgPool) -> Notifier {
+        let (queue, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+        tokio::spawn(async move {
+            let mut batches = Vec::new();
+            while received.recv_many(&mut batches, 256).await > 0 {
+                let mut wakes: Vec<String> = batches.drain(..).flatten().collect();
+                wakes.sort();
+                wakes.dedup();
+                let sent = sqlx::query("SELECT pg_notify($1, w) FROM UNNEST($2::text[]) AS w")
+                    .bind(WAKE_CHANNEL)
+                    .bind(&wakes)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, ?wakes, "wake-ups not sent: the workers' next poll finds the work");
+                }
+            }
+        });
+        Notifier { queue }
+    }
+
+    fn send(&self, wakes: Vec<String>) {
+        if !wakes.is_empty() {
+            // The task is gone only when the runtime that started it has shut down.
+            let _ = self.queue.send(wakes);
+        }
     }
 }
 
@@ -238,13 +321,21 @@ impl Db {
             // No JIT: it compiles a statement's expressions when the planner's cost
             // passes a threshold — a school's statistics crossed it and spent 5–17 ms
             // compiling to save less; every statement here is short.
-            let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
+            let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                .connect_with(options.clone().options([("jit", "off")]))
                 .await?;
-            return Ok(Db::Postgres(pool));
+            let counters = PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with(options.options([("jit", "off"), ("synchronous_commit", "off")]));
+            let beside = Beside {
+                notifier: Notifier::start(pool.clone()),
+                counters,
+            };
+            return Ok(Db::Postgres(pool, beside));
         }
         let options = SqliteConnectOptions::from_str(url)?;
         // SQLite creates a missing file `0644`, and its `-wal` and `-shm` files copy the
@@ -260,14 +351,18 @@ impl Db {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // Checkpoints are ours: see `checkpoint_now_and_then`.
+            .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true)
+            // While connecting; then `install_busy_handler` takes over.
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .after_connect(move |conn, _| {
                 let hook = hook.clone();
                 Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    install_busy_handler(&mut handle);
                     if let Some(hook) = hook {
-                        let mut handle = conn.lock_handle().await?;
                         install_hooks(&mut handle, hook);
                     }
                     Ok(())
@@ -283,7 +378,7 @@ impl Db {
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Postgres(..) => "postgres",
         }
     }
 
@@ -295,7 +390,7 @@ impl Db {
                 apalis_sqlite::SqliteStorage::<()>::migrations().run(pool).await?;
                 our_migrations().run(pool).await?;
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 // Any number of processes may start at once on a fresh database: one
                 // session-level advisory lock makes them migrate one after the other
                 // (`CREATE EXTENSION IF NOT EXISTS` alone races on pg_extension's key).
@@ -328,12 +423,14 @@ impl Db {
                 Tx::Sqlite(SqliteTx {
                     tx: pool.begin_with("BEGIN IMMEDIATE").await?,
                     _gate: Some(gate),
+                    pool: Some(pool.clone()),
                     deferred: Vec::new(),
                 })
             }
-            Db::Postgres(pool) => Tx::Postgres(PgTx {
+            Db::Postgres(pool, beside) => Tx::Postgres(PgTx {
                 tx: pool.begin().await?,
                 wakes: Vec::new(),
+                beside: beside.clone(),
                 deferred: Vec::new(),
             }),
         })
@@ -347,11 +444,13 @@ impl Db {
             Db::Sqlite(pool) => Tx::Sqlite(SqliteTx {
                 tx: pool.begin().await?,
                 _gate: None,
+                pool: None,
                 deferred: Vec::new(),
             }),
-            Db::Postgres(pool) => Tx::Postgres(PgTx {
+            Db::Postgres(pool, beside) => Tx::Postgres(PgTx {
                 tx: pool.begin().await?,
                 wakes: Vec::new(),
+                beside: beside.clone(),
                 deferred: Vec::new(),
             }),
         })
@@ -367,7 +466,34 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Db::Postgres(_, beside) = self {
+            beside.counters.close().await;
+        }
         on_pool!(self, |p| p.close().await)
+    }
+}
+
+/// How often a connection that finds the file locked by another writer tries again: every
+/// 200 µs for the first 50 ms, then every 2 ms, giving up after about 10 s. Our own writers
+/// queue at the writer gate and do not meet here; apalis's (fetching and acknowledging
+/// jobs, short statements of their own) do. SQLite's default handler slept 1, 2, 5, 10, …
+/// ms between tries, so a transition that met one waited milliseconds for a lock held for
+/// microseconds — with the workers on, the slowest requests were these waits (issue 17).
+fn install_busy_handler(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
+    const FAST_TRIES: std::ffi::c_int = 250;
+    const TRIES: std::ffi::c_int = FAST_TRIES + 4_975;
+    unsafe extern "C" fn busy(_: *mut std::ffi::c_void, tries: std::ffi::c_int) -> std::ffi::c_int {
+        if tries >= TRIES {
+            return 0;
+        }
+        let pause = if tries < FAST_TRIES { 200 } else { 2_000 };
+        std::thread::sleep(Duration::from_micros(pause));
+        1
+    }
+    // SAFETY: the handle is a live connection, locked for this call; the handler reads
+    // nothing through its (null) argument and only sleeps on the connection's own thread.
+    unsafe {
+        libsqlite3_sys::sqlite3_busy_handler(handle.as_raw_handle().as_ptr(), Some(busy), std::ptr::null_mut());
     }
 }
 
@@ -400,13 +526,24 @@ fn install_hooks(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>, hook: Insert
 }
 
 impl Tx {
-    /// Sends the deferred writes (with the wake-ups owed on PostgreSQL) and commits.
+    /// Sends the deferred writes and commits; on PostgreSQL the wake-ups owed then go to
+    /// the [`Notifier`].
     pub async fn commit(mut self) -> Result<()> {
-        self.flush(true).await?;
+        self.flush().await?;
         counted();
         match self {
-            Tx::Sqlite(t) => t.tx.commit().await?,
-            Tx::Postgres(t) => t.tx.commit().await?,
+            Tx::Sqlite(t) => {
+                let SqliteTx { tx, _gate, pool, .. } = t;
+                tx.commit().await?;
+                drop(_gate);
+                if let Some(pool) = pool {
+                    checkpoint_now_and_then(pool);
+                }
+            }
+            Tx::Postgres(t) => {
+                t.tx.commit().await?;
+                t.beside.notifier.send(t.wakes);
+            }
         }
         Ok(())
     }

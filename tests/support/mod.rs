@@ -537,7 +537,7 @@ impl TestApp {
                     .await
                     .unwrap_or_default()
             }
-            gradsign::store::Db::Postgres(p) => {
+            gradsign::store::Db::Postgres(p, _) => {
                 sqlx::query_as("SELECT job_type, status, attempts::BIGINT, last_result::TEXT FROM apalis.jobs")
                     .fetch_all(p)
                     .await
@@ -557,7 +557,7 @@ impl TestApp {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         match &self.app.engine.db {
             gradsign::store::Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap(),
-            gradsign::store::Db::Postgres(p) => {
+            gradsign::store::Db::Postgres(p, _) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap()
             }
         }
