@@ -354,15 +354,13 @@ impl Db {
             // Checkpoints are ours: see `checkpoint_now_and_then`.
             .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true)
-            // While connecting; then `install_busy_handler` takes over.
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .after_connect(move |conn, _| {
                 let hook = hook.clone();
                 Box::pin(async move {
-                    let mut handle = conn.lock_handle().await?;
-                    install_busy_handler(&mut handle);
                     if let Some(hook) = hook {
+                        let mut handle = conn.lock_handle().await?;
                         install_hooks(&mut handle, hook);
                     }
                     Ok(())
@@ -470,30 +468,6 @@ impl Db {
             beside.counters.close().await;
         }
         on_pool!(self, |p| p.close().await)
-    }
-}
-
-/// How often a connection that finds the file locked by another writer tries again: every
-/// 200 µs for the first 50 ms, then every 2 ms, giving up after about 10 s. Our own writers
-/// queue at the writer gate and do not meet here; apalis's (fetching and acknowledging
-/// jobs, short statements of their own) do. SQLite's default handler slept 1, 2, 5, 10, …
-/// ms between tries, so a transition that met one waited milliseconds for a lock held for
-/// microseconds — with the workers on, the slowest requests were these waits (issue 17).
-fn install_busy_handler(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
-    const FAST_TRIES: std::ffi::c_int = 250;
-    const TRIES: std::ffi::c_int = FAST_TRIES + 4_975;
-    unsafe extern "C" fn busy(_: *mut std::ffi::c_void, tries: std::ffi::c_int) -> std::ffi::c_int {
-        if tries >= TRIES {
-            return 0;
-        }
-        let pause = if tries < FAST_TRIES { 200 } else { 2_000 };
-        std::thread::sleep(Duration::from_micros(pause));
-        1
-    }
-    // SAFETY: the handle is a live connection, locked for this call; the handler reads
-    // nothing through its (null) argument and only sleeps on the connection's own thread.
-    unsafe {
-        libsqlite3_sys::sqlite3_busy_handler(handle.as_raw_handle().as_ptr(), Some(busy), std::ptr::null_mut());
     }
 }
 
