@@ -8,24 +8,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Backend, TestApp, spawn_seeded};
+use support::{Backend, sample, spawn_seeded};
 
 on_both_backends!(metrics_reflect_a_known_sequence_of_transitions_and_jobs);
-
-async fn metrics(t: &TestApp) -> String {
-    let r = t.client.get(format!("{}/metrics", t.base)).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let kind = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
-    r.text().await.unwrap()
-}
-
-/// The value of the sample with exactly this name and these labels (0 when absent).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
 
 async fn metrics_reflect_a_known_sequence_of_transitions_and_jobs(backend: Backend) {
     let Some(t) = spawn_seeded(backend).await else { return };
@@ -37,7 +22,7 @@ async fn metrics_reflect_a_known_sequence_of_transitions_and_jobs(backend: Backe
     // The render job reports after it stored the render: wait (bounded) for its count.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let text = metrics(&t).await;
+        let text = t.metrics().await;
         let rendered = sample(&text, "gradsign_renders_total{result=\"ok\"}");
         let busy = sample(&text, "gradsign_jobs_running{queue=\"render\"}")
             + sample(&text, "gradsign_jobs_waiting{queue=\"render\"}");

@@ -191,16 +191,7 @@ async fn the_whole_offline_path_ends_with_a_destination_record(backend: Backend)
     assert_eq!(destination.body["case_id"], case.as_str());
     // The Ministry's export takes the unit's codes from the employer typed into the case
     // (where `[typed_parties]` keeps it), not from a synced record it does not have.
-    let csv = app
-        .client
-        .get(format!("{}/api/v1/exports/destinations.csv", app.base))
-        .bearer_auth(app.reviewer())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = app.text("/api/v1/exports/destinations.csv", &app.reviewer()).await;
     let line = csv
         .lines()
         .find(|l| l.contains("冰城机械制造有限公司"))

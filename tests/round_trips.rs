@@ -38,19 +38,8 @@ const BUDGETS: &[(&str, &str, u32)] = &[
 
 /// The statements recorded for a transition so far (the histogram's sum).
 async fn statements(t: &TestApp, workflow: &str, transition: &str) -> f64 {
-    let text = t
-        .client
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let series = format!("gradsign_transition_statements_sum{{workflow=\"{workflow}\",transition=\"{transition}\"}}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    support::sample(&t.metrics().await, &series)
 }
 
 struct Steps<'a> {

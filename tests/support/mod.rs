@@ -341,6 +341,30 @@ impl TestApp {
         self.request(Method::PUT, path, Some(token), Some(body), &[]).await
     }
 
+    /// The body of a GET that answers text (a CSV export, a page), asserting 200.
+    pub async fn text(&self, path: &str, token: &str) -> String {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the request is answered");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+        text
+    }
+
+    /// The Prometheus exposition of `GET /metrics`, asserting its status and content type.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+        r.text().await.unwrap()
+    }
+
     pub async fn case(&self, id: &str, token: &str) -> Reply {
         self.get(&format!("/api/v1/cases/{id}"), token).await
     }
@@ -565,6 +589,14 @@ impl TestApp {
 }
 
 pub const SCHOOL: &str = "10212";
+
+/// The value of the metrics sample with exactly this name and these labels (0 when absent).
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
 
 /// The named action of a case view.
 pub fn action<'a>(case: &'a Value, name: &str) -> &'a Value {
