@@ -112,6 +112,7 @@ impl App {
             renderer,
             mail: Some(Arc::new(mail)),
             metrics: Arc::default(),
+            foreground: Arc::default(),
         };
         engine
             .publish_definitions()

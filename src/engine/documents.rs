@@ -219,6 +219,7 @@ impl Engine {
     /// up to that version, so a late job stores what an on-time one would have) if that is
     /// still the latest request for the slot. Returns `Err` to have the job retried.
     pub async fn render_job(&self, case_id: &str, slot: &str, case_version: i64, max_attempts: usize) -> Result<()> {
+        let turn = self.foreground.turn().await;
         let mut tx = self.db.read().await?;
         let current = tx.renders(case_id).await?.into_iter().find(|r| r.slot == slot);
         let Some(current) = current.filter(|r| r.case_version == case_version && r.status != "done") else {
@@ -226,6 +227,7 @@ impl Engine {
         };
         let (row, title, template, doc) = self.render_input(&mut tx, case_id, slot, case_version).await?;
         tx.rollback().await?;
+        drop(turn);
         let renderer = self
             .renderer
             .get()
@@ -236,6 +238,8 @@ impl Engine {
             .await
             .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
         let attempts = current.attempts + 1;
+        // The render took long; requests that came meanwhile write first.
+        let _turn = self.foreground.turn().await;
         match rendered {
             Ok(out) => self.store_render(&row, slot, &title, case_version, out, attempts).await,
             Err(e) => {

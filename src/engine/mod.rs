@@ -13,6 +13,7 @@ pub mod effects;
 pub mod evidence;
 pub mod exports;
 mod expr;
+pub mod foreground;
 pub mod health;
 pub mod input;
 pub mod notify;

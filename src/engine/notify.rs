@@ -344,7 +344,9 @@ impl Engine {
             return Ok(());
         };
         let mut waited = false;
-        let (mut tx, email, now) = loop {
+        let (turn, mut tx, email, now) = loop {
+            // Requests first, one job at a time (engine::foreground).
+            let turn = self.foreground.turn().await;
             let now = millis(self.now());
             let mut tx = self.db.begin().await?;
             let Some(email) = tx.email(id).await? else {
@@ -357,6 +359,7 @@ impl Engine {
                     // when its worker was declared dead). Wait out the lease once.
                     let left = email.lease_until.unwrap_or(0) - now;
                     tx.rollback().await?;
+                    drop(turn);
                     if waited || left > LEASE_MS {
                         return Err(StoreError::Queue(format!("mail {id} is being sent by another worker")).into());
                     }
@@ -368,9 +371,9 @@ impl Engine {
                     // message already; it is sent again with the same Message-ID.
                     tracing::warn!(email = %id, "mail sent again after an interrupted exchange");
                     self.metrics.inc("gradsign_mail_resends_total", &[]);
-                    break (tx, email, now);
+                    break (turn, tx, email, now);
                 }
-                _ => break (tx, email, now),
+                _ => break (turn, tx, email, now),
             }
         };
         let attempts = email.attempts + 1;
@@ -384,6 +387,7 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
+        drop(turn);
         let outcome = match tokio::time::timeout(SEND_LIMIT, self.deliver(&service, &email)).await {
             Ok(outcome) => outcome,
             Err(_) => Err((
@@ -391,6 +395,7 @@ impl Engine {
                 true,
             )),
         };
+        let _turn = self.foreground.turn().await;
         let mut tx = self.db.begin().await?;
         let result = match outcome {
             Ok(()) => {

@@ -105,6 +105,8 @@ pub struct Engine {
     pub mail: Option<Arc<super::notify::MailService>>,
     /// This process's counters and histograms (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The requests this process is answering, which its jobs let go first.
+    pub foreground: Arc<super::foreground::Foreground>,
 }
 
 /// One pass of the timer loop over the due timers.

@@ -199,7 +199,9 @@ async fn count_request(State(state): State<AppState>, req: Request, next: Next) 
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let started = std::time::Instant::now();
+    let busy = state.engine.foreground.busy();
     let response = next.run(req).await;
+    drop(busy);
     let metrics = &state.engine.metrics;
     let status = response.status().as_u16().to_string();
     metrics.inc(

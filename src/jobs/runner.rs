@@ -30,8 +30,11 @@ use crate::{
 
 /// Carries out one job. An `Err` makes apalis retry it with the queue's backoff.
 pub async fn handle(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
+    // Requests first, one job at a time (engine::foreground): the jobs that only write
+    // take their turn here; a render and a mail take theirs around each transaction.
     match &job {
         Job::FireTimer { timer_id } => {
+            let _turn = engine.foreground.turn().await;
             if engine.fire_timer(timer_id).await? == TimerFired::NotDue {
                 // Ran early (clocks differ between machines): the sweep fires it once due.
                 tracing::debug!(timer = %timer_id, "timer job ran before its due time");
@@ -57,10 +60,12 @@ pub async fn handle(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
             engine.send_email(email_id, max).await?;
         }
         Job::DailyDigest => {
+            let _turn = engine.foreground.turn().await;
             let queued = engine.daily_digest().await?;
             tracing::info!(queued, "daily digest queued");
         }
         Job::SweepTimers => {
+            let _turn = engine.foreground.turn().await;
             let fired = engine.sweep_timers().await?;
             if fired > 0 {
                 tracing::info!(fired, "sweep fired overdue timers");
@@ -113,8 +118,9 @@ pub async fn run(
     }
     let mut monitor = Monitor::new().shutdown_timeout(Duration::from_secs(10));
     let queues = engine.workers.queues.clone();
+    let jobs_db = engine.db.for_job_queues();
     for q in queues {
-        monitor = register_queue(monitor, &engine, &wake, q.clone(), poll);
+        monitor = register_queue(monitor, &engine, &jobs_db, &wake, q.clone(), poll);
         for c in q.cron.clone() {
             monitor = register_cron(monitor, &engine, &q, c);
         }
@@ -235,13 +241,20 @@ pub const MISSED_BEATS: usize = 4;
 /// The layers go outermost first, as apalis wants them: the concurrency limit outside
 /// the retries (a retry does not take another slot), the retries outside the timeout
 /// (each attempt gets the whole timeout).
-fn register_queue(monitor: Monitor, engine: &Engine, wake: &Wake, q: QueueConfig, poll: Duration) -> Monitor {
+fn register_queue(
+    monitor: Monitor,
+    engine: &Engine,
+    jobs_db: &Db,
+    wake: &Wake,
+    q: QueueConfig,
+    poll: Duration,
+) -> Monitor {
     let engine = engine.clone();
     let wake = wake.clone();
     // Fetch no more than can run at once: a fetched job waits in this process, and a
     // crash returns it only when the worker is declared dead.
     let batch = q.concurrency.max(1);
-    match engine.db.clone() {
+    match jobs_db.clone() {
         Db::Sqlite(pool) => monitor.register(move |i| {
             let config = apalis_sqlite::Config::default()
                 .queue(&q.queue)
