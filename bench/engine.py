@@ -142,6 +142,15 @@ def sync(port, schools, students):
         assert st == 200 and not json.loads(body)["rejected"], body[:500]
 
 
+def jobs_waiting(port):
+    """Jobs due or scheduled and not yet taken, every queue together (from /metrics)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("gradsign_jobs_waiting{")))
+
+
 def sign(port, students, clients):
     """Takes each student through the five steps; returns (seconds, {step: [ms]})."""
     lat = {s: [] for s in STEPS}
@@ -376,7 +385,11 @@ def run_backend(args, backend):
         for k, (name, clients, workers, schools) in enumerate(plan):
             server = Server(args, url, data, workers)
             try:
+                # With the workers on, how the queues moved while requests came: jobs
+                # left by the runs before, and those the run itself queued.
+                before = jobs_waiting(args.port) if workers else None
                 elapsed, lat = sign(args.port, students_for(f"R{r}P{k}N", n, schools), clients)
+                after = jobs_waiting(args.port) if workers else None
             finally:
                 server.stop()
             results.setdefault(name, []).append(summary(name, n * 5, elapsed, lat))
@@ -384,7 +397,8 @@ def run_backend(args, backend):
             if clients in (1, 16) and not (workers or len(schools) > 1):
                 b = minimal_pg(url.split("?")[0], clients, n * 5) if backend == "postgres" else minimal_sqlite(clients, n * 5)
                 results.setdefault(base, []).append(b)
-            print(f"  {backend} round {r + 1}: {name}: {n * 5 / elapsed:.0f} transitions/s", flush=True)
+            jobs = f"; jobs waiting {before} -> {after}" if workers else ""
+            print(f"  {backend} round {r + 1}: {name}: {n * 5 / elapsed:.0f} transitions/s{jobs}", flush=True)
     shutil.rmtree(data, ignore_errors=True)
     return results, counts
 

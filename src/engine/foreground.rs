@@ -1,36 +1,51 @@
 //! Requests first: background jobs start when no request of this process is being
-//! answered (issue 17).
+//! answered (issue 17), and under sustained load they share the database with requests.
 //!
 //! With two cores and one database, a job that starts while a request is in flight takes
 //! the core, the database connection or (on SQLite) the write lock that request is about
 //! to need; measured at one client, the workers on made the transitions' p99 six times
 //! that of the workers off, although each job is short. So every HTTP request holds a
 //! [`Busy`] while it is answered, and a job takes a [`Turn`] for each of its transactions:
-//! one job at a time, once no request is held — waiting at most [`Foreground::PATIENCE`]
-//! for that, so that under sustained load the jobs still run (slower), never starve.
+//! one job at a time, once no request is held.
+//!
 //! One at a time, because a single client leaves gaps between its requests: were every
 //! waiting job let go in a gap, the next request would queue behind all of their writes
 //! (measured: p99 eleven times the workers-off p99 on SQLite, worse than no gate at all).
+//!
+//! Under sustained load no request-free moment comes. A job then waits, after the last
+//! turn ended, as long as that turn was held (never more than [`Foreground::PATIENCE`]):
+//! the queues keep moving while requests still wait behind one job at most. (A fixed
+//! patience alone let one job through per 250 ms.) Jobs pay for it under sustained load:
+//! a job's transaction waits behind every request queued before it, so at 16 clients the
+//! jobs of a process move at a fraction of their pace without turns (ARCHITECTURE.md).
 //!
 //! It is a courtesy within one process, not a rule between processes: a worker in
 //! another process does not wait (scale-out runs its workers where they do not share the
 //! cores with requests). Nothing is kept here that another process would need.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicUsize, Ordering},
 };
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
-/// How many requests this process is answering, a signal when the count falls to 0, and
-/// the one turn its jobs take in order.
+/// How many requests this process is answering, a signal when the count falls to 0, the
+/// one turn its jobs take in order, and when the last turn ended and how long it was held.
 #[derive(Debug)]
 pub struct Foreground {
     in_flight: AtomicUsize,
     quiet: Notify,
     turns: Semaphore,
+    last_turn: Mutex<LastTurn>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastTurn {
+    ended: Instant,
+    held: Duration,
 }
 
 impl Default for Foreground {
@@ -39,6 +54,10 @@ impl Default for Foreground {
             in_flight: AtomicUsize::new(0),
             quiet: Notify::new(),
             turns: Semaphore::new(1),
+            last_turn: Mutex::new(LastTurn {
+                ended: Instant::now(),
+                held: Duration::ZERO,
+            }),
         }
     }
 }
@@ -48,6 +67,18 @@ impl Default for Foreground {
 #[derive(Debug)]
 pub struct Turn<'a> {
     _permit: SemaphorePermit<'a>,
+    foreground: &'a Foreground,
+    started: Instant,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let ended = Instant::now();
+        *self.foreground.last_turn.lock().unwrap_or_else(PoisonError::into_inner) = LastTurn {
+            ended,
+            held: ended - self.started,
+        };
+    }
 }
 
 /// Held while one request is answered.
@@ -76,17 +107,22 @@ impl Foreground {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Waits for the jobs' turn, then for no request in flight (at most
+    /// Waits for the jobs' turn, then for no request in flight — or, under sustained load,
+    /// until as long after the last turn ended as that turn was held (at most
     /// [`Foreground::PATIENCE`]).
     pub async fn turn(&self) -> Turn<'_> {
         let permit = self.turns.acquire().await.expect("the turns are never closed");
-        self.wait_quiet().await;
-        Turn { _permit: permit }
+        let last = *self.last_turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wait_quiet(last.ended + last.held.min(Self::PATIENCE)).await;
+        Turn {
+            _permit: permit,
+            foreground: self,
+            started: Instant::now(),
+        }
     }
 
-    /// Returns once no request is in flight, or after [`Foreground::PATIENCE`].
-    async fn wait_quiet(&self) {
-        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+    /// Returns once no request is in flight, or at `deadline`.
+    async fn wait_quiet(&self, deadline: Instant) {
         loop {
             let quiet = self.quiet.notified();
             tokio::pin!(quiet);
@@ -106,21 +142,26 @@ impl Foreground {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_job_waits_for_the_last_request_and_no_longer_than_its_patience() {
-        let fg = Arc::new(Foreground::default());
-        // Nothing in flight: no wait at all.
-        let started = tokio::time::Instant::now();
-        fg.wait_quiet().await;
-        assert_eq!(started.elapsed(), Duration::ZERO);
+    /// Takes a turn and holds it for `held`.
+    async fn hold_a_turn(fg: &Foreground, held: Duration) {
+        let turn = fg.turn().await;
+        tokio::time::sleep(held).await;
+        drop(turn);
+    }
 
-        // Two requests; the job resumes when the second of them ends, not the first.
+    #[tokio::test(start_paused = true)]
+    async fn a_job_waits_for_the_last_request_to_end() {
+        let fg = Arc::new(Foreground::default());
+        hold_a_turn(&fg, Duration::from_millis(100)).await;
+
+        // Two requests; the job goes when the second of them ends, not the first, and
+        // before the 100 ms the last turn would allow it.
         let (a, b) = (fg.busy(), fg.busy());
         let waiting = tokio::spawn({
             let fg = fg.clone();
             async move {
-                let started = tokio::time::Instant::now();
-                fg.wait_quiet().await;
+                let started = Instant::now();
+                let _turn = fg.turn().await;
                 started.elapsed()
             }
         });
@@ -128,16 +169,31 @@ mod tests {
         drop(a);
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "one request is still in flight");
+        tokio::time::advance(Duration::from_millis(10)).await;
         drop(b);
-        // Woken by the end of the request, not by its patience running out.
-        assert_eq!(waiting.await.unwrap(), Duration::ZERO);
+        assert_eq!(waiting.await.unwrap(), Duration::from_millis(10));
         assert_eq!(fg.in_flight(), 0);
+    }
 
-        // A request that never ends holds a job back for PATIENCE, then lets it run.
+    #[tokio::test(start_paused = true)]
+    async fn under_sustained_load_a_job_waits_as_long_as_the_last_turn_was_held() {
+        let fg = Arc::new(Foreground::default());
+        // Nothing in flight and nothing held before: no wait at all.
+        let started = Instant::now();
+        hold_a_turn(&fg, Duration::from_millis(30)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+
+        // A request that never ends: the next job goes 30 ms after the last turn ended
+        // (it held 30 ms), not after the whole patience.
         let _stuck = fg.busy();
-        let started = tokio::time::Instant::now();
-        fg.wait_quiet().await;
-        assert_eq!(started.elapsed(), Foreground::PATIENCE);
+        let ended = Instant::now();
+        hold_a_turn(&fg, Foreground::PATIENCE * 4).await;
+        assert_eq!(ended.elapsed(), Duration::from_millis(30) + Foreground::PATIENCE * 4);
+
+        // A turn held longer than the patience makes the next job wait only the patience.
+        let ended = Instant::now();
+        let _turn = fg.turn().await;
+        assert_eq!(ended.elapsed(), Foreground::PATIENCE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -354,15 +354,13 @@ impl Db {
             // Checkpoints are ours: see `checkpoint_now_and_then`.
             .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true)
-            // While connecting; then `install_busy_handler` takes over.
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .after_connect(move |conn, _| {
                 let hook = hook.clone();
                 Box::pin(async move {
-                    let mut handle = conn.lock_handle().await?;
-                    install_busy_handler(&mut handle);
                     if let Some(hook) = hook {
+                        let mut handle = conn.lock_handle().await?;
                         install_hooks(&mut handle, hook);
                     }
                     Ok(())
@@ -373,24 +371,6 @@ impl Db {
             .connect_with(options)
             .await?;
         Ok(Db::Sqlite(pool))
-    }
-
-    /// The database apalis's workers fetch, acknowledge and beat their hearts through. On
-    /// SQLite it is the same file through a pool of its own, whose connections keep
-    /// SQLite's own busy handler (sleeps of 1, 2, 5, 10, … ms): when one of apalis's short
-    /// writes and a transition meet at the write lock, the transition (retrying every
-    /// 200 µs, `install_busy_handler`) takes it first and the job's bookkeeping waits.
-    /// On PostgreSQL it is the same pool: row locks do not queue writers of other rows.
-    pub fn for_job_queues(&self) -> Db {
-        match self {
-            Db::Sqlite(pool) => Db::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_lazy_with((*pool.connect_options()).clone()),
-            ),
-            Db::Postgres(..) => self.clone(),
-        }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -488,32 +468,6 @@ impl Db {
             beside.counters.close().await;
         }
         on_pool!(self, |p| p.close().await)
-    }
-}
-
-/// How often a transition's connection that finds the file locked by another writer tries
-/// again: every 200 µs for the first 50 ms, then every 2 ms, giving up after about 10 s.
-/// Our own writers queue at the writer gate and do not meet here; apalis's (fetching,
-/// acknowledging and keeping jobs alive, through `Db::for_job_queues`) do, and those keep
-/// SQLite's default handler, which sleeps 1, 2, 5, 10, … ms. So a transition that meets one
-/// waits microseconds, not the milliseconds of a default sleep step, and a job's
-/// bookkeeping yields to requests (issue 17: with the workers on, the slowest requests were
-/// these waits).
-fn install_busy_handler(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
-    const FAST_TRIES: std::ffi::c_int = 250;
-    const TRIES: std::ffi::c_int = FAST_TRIES + 4_975;
-    unsafe extern "C" fn busy(_: *mut std::ffi::c_void, tries: std::ffi::c_int) -> std::ffi::c_int {
-        if tries >= TRIES {
-            return 0;
-        }
-        let pause = if tries < FAST_TRIES { 200 } else { 2_000 };
-        std::thread::sleep(Duration::from_micros(pause));
-        1
-    }
-    // SAFETY: the handle is a live connection, locked for this call; the handler reads
-    // nothing through its (null) argument and only sleeps on the connection's own thread.
-    unsafe {
-        libsqlite3_sys::sqlite3_busy_handler(handle.as_raw_handle().as_ptr(), Some(busy), std::ptr::null_mut());
     }
 }
 
