@@ -19,6 +19,9 @@
 //! a job's transaction waits behind every request queued before it, so at 16 clients the
 //! jobs of a process move at a fraction of their pace without turns (ARCHITECTURE.md).
 //!
+//! The timer loop (`jobs::runner::run_timers`) fires due timers without a turn: they are
+//! due now, and nothing waits behind them but their own cases.
+//!
 //! It is a courtesy within one process, not a rule between processes: a worker in
 //! another process does not wait (scale-out runs its workers where they do not share the
 //! cores with requests). Nothing is kept here that another process would need.
@@ -62,8 +65,8 @@ impl Default for Foreground {
     }
 }
 
-/// A job's turn at the database: held through one transaction, never across a render or
-/// an SMTP exchange.
+/// A job's turn at the database: held through one transaction (the sweep and the digest:
+/// through their one short batch), never across a render or an SMTP exchange.
 #[derive(Debug)]
 pub struct Turn<'a> {
     _permit: SemaphorePermit<'a>,
@@ -103,7 +106,7 @@ impl Foreground {
         Busy(self.clone())
     }
 
-    pub fn in_flight(&self) -> usize {
+    fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 
