@@ -68,6 +68,11 @@ type RenderWork = Box<dyn FnOnce() + Send>;
 /// (at least one), each at the lowest CPU priority (`SCHED_IDLE`), so that with every render
 /// thread busy, requests and the database still get the cores when they need them — a
 /// render is slower under load, a transition is not. Renders wait in one queue.
+///
+/// A render's parallel parts (typst's layout, the PDF beside the page images) run on a
+/// rayon pool of the same priority. Left to rayon's global pool, they ran at normal priority
+/// whatever the render thread's: `rayon::join` outside a pool hands the work to the global
+/// pool's threads and waits.
 #[derive(Debug)]
 struct RenderThreads {
     queue: std::sync::mpsc::Sender<RenderWork>,
@@ -78,16 +83,26 @@ impl RenderThreads {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let (queue, jobs) = std::sync::mpsc::channel::<RenderWork>();
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .thread_name(|n| format!("render-par-{n}"))
+            .start_handler(|_| lowest_priority())
+            .build()
+            .map(Arc::new)
+            .map_err(|e| tracing::error!(error = %e, "cannot start the render pool; renders use rayon's own"))
+            .ok();
         for n in 0..cores.saturating_sub(1).max(1) {
             let jobs = jobs.clone();
+            let pool = pool.clone();
             let spawned = std::thread::Builder::new().name(format!("render-{n}")).spawn(move || {
                 lowest_priority();
                 loop {
                     // The lock is held only while taking the next render, not while rendering.
                     let next = jobs.lock().map_err(|_| ()).and_then(|j| j.recv().map_err(|_| ()));
-                    match next {
-                        Ok(work) => work(),
-                        Err(()) => return,
+                    match (next, &pool) {
+                        (Ok(work), Some(pool)) => pool.install(work),
+                        (Ok(work), None) => work(),
+                        (Err(()), _) => return,
                     }
                 }
             });
@@ -238,11 +253,11 @@ impl Engine {
             .await
             .map_err(|e| StoreError::Corrupt(format!("render task: {e}")))?;
         let attempts = current.attempts + 1;
-        // The render took long; requests that came meanwhile write first.
-        let _turn = self.foreground.turn().await;
         match rendered {
             Ok(out) => self.store_render(&row, slot, &title, case_version, out, attempts).await,
             Err(e) => {
+                // The render took long; requests that came meanwhile write first.
+                let _turn = self.foreground.turn().await;
                 // A missing glyph or too much text fails the same way every time: give up at once.
                 let permanent = matches!(e, RenderError::MissingGlyph { .. } | RenderError::PageCount { .. });
                 let last = permanent || attempts as usize >= max_attempts;
@@ -339,8 +354,10 @@ impl Engine {
         }
         let now_ms = millis(self.now());
         let mut hashes = Vec::new();
-        let bytes = files.iter().map(|f| f.3.clone()).collect();
-        self.db.stage_blobs(&blobs, bytes).await?;
+        let (files, bytes): (Vec<_>, Vec<_>) = files.into_iter().map(|(p, t, n, b)| ((p, t, n), b)).unzip();
+        let staged = self.db.stage_blobs(&blobs, bytes).await?;
+        // The render took long; requests that came meanwhile write first.
+        let _turn = self.foreground.turn().await;
         let mut tx = self.db.begin().await?;
         // First, and under the row's lock: a newer request for the slot (the case moved
         // on while this one rendered) makes this render stale, and it stores nothing.
@@ -360,8 +377,8 @@ impl Engine {
             tracing::info!(case = %row.id, slot, version, "render superseded by a newer request; not stored");
             return Ok(());
         }
-        for (page, content_type, file_name, bytes) in files {
-            let sha = tx.put_blob(&blobs, &bytes, now_ms).await?;
+        for ((page, content_type, file_name), blob) in files.into_iter().zip(staged) {
+            tx.put_staged(&blob, now_ms).await?;
             tx.insert_document(&DocumentRow {
                 id: Uuid::now_v7().to_string(),
                 case_id: row.id.clone(),
@@ -369,15 +386,15 @@ impl Engine {
                 page,
                 content_type: content_type.into(),
                 file_name,
-                size: bytes.len() as i64,
-                sha256: sha.clone(),
+                size: blob.bytes.len() as i64,
+                sha256: blob.sha256.clone(),
                 case_version: version,
                 added_by: "system".into(),
                 created_at: now_ms,
                 replaced_at: None,
             })
             .await?;
-            hashes.push(sha);
+            hashes.push(blob.sha256);
         }
         tx.replace_documents(&row.id, slot, &hashes, now_ms).await?;
         tx.commit().await?;
@@ -1035,5 +1052,34 @@ fn document_view(d: DocumentRow) -> DocumentView {
         added_by: d.added_by,
         created_at: at(d.created_at),
         replaced_at: d.replaced_at.map(at),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::LazyRenderer;
+
+    /// The calling thread's scheduling policy and nice value.
+    fn priority() -> (i32, i32) {
+        // SAFETY: both calls only read the calling thread's (`0`) settings.
+        unsafe { (libc::sched_getscheduler(0), libc::getpriority(libc::PRIO_PROCESS, 0)) }
+    }
+
+    fn lowest((policy, nice): (i32, i32)) -> bool {
+        policy == libc::SCHED_IDLE || nice == 19
+    }
+
+    #[tokio::test]
+    async fn a_render_and_its_parallel_parts_run_at_the_lowest_priority() {
+        let renderer = LazyRenderer::new("templates/agreement");
+        let seen = renderer
+            .run(|| {
+                let (a, b) = rayon::join(priority, priority);
+                [priority(), a, b]
+            })
+            .await
+            .expect("the render threads run");
+        assert!(seen.into_iter().all(lowest), "{seen:?}");
+        assert!(!lowest(priority()), "the test's own thread keeps its priority");
     }
 }

@@ -118,8 +118,9 @@ pub async fn run(
     }
     let mut monitor = Monitor::new().shutdown_timeout(Duration::from_secs(10));
     let queues = engine.workers.queues.clone();
+    let books = crate::store::bookkeeping(&engine.db);
     for q in queues {
-        monitor = register_queue(monitor, &engine, &wake, q.clone(), poll);
+        monitor = register_queue(monitor, &engine, &books, &wake, q.clone(), poll);
         for c in q.cron.clone() {
             monitor = register_cron(monitor, &engine, &q, c);
         }
@@ -240,13 +241,21 @@ pub const MISSED_BEATS: usize = 4;
 /// The layers go outermost first, as apalis wants them: the concurrency limit outside
 /// the retries (a retry does not take another slot), the retries outside the timeout
 /// (each attempt gets the whole timeout).
-fn register_queue(monitor: Monitor, engine: &Engine, wake: &Wake, q: QueueConfig, poll: Duration) -> Monitor {
+/// apalis keeps its books on `books` (`store::bookkeeping`).
+fn register_queue(
+    monitor: Monitor,
+    engine: &Engine,
+    books: &Db,
+    wake: &Wake,
+    q: QueueConfig,
+    poll: Duration,
+) -> Monitor {
     let engine = engine.clone();
     let wake = wake.clone();
     // Fetch no more than can run at once: a fetched job waits in this process, and a
     // crash returns it only when the worker is declared dead.
     let batch = q.concurrency.max(1);
-    match engine.db.clone() {
+    match books.clone() {
         Db::Sqlite(pool) => monitor.register(move |i| {
             let config = apalis_sqlite::Config::default()
                 .queue(&q.queue)

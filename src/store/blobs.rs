@@ -83,6 +83,15 @@ impl Tx {
         Ok(sha)
     }
 
+    /// Records bytes [`Db::stage_blobs`] hashed: on PostgreSQL a row of this transaction (as
+    /// [`Tx::put_blob`]); on SQLite nothing more, the file is in the folder already.
+    pub async fn put_staged(&mut self, staged: &Staged, now_ms: i64) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            insert_blob(t, &staged.sha256, &staged.bytes, now_ms).await?;
+        }
+        Ok(())
+    }
+
     /// The bytes stored under `sha256`, or `None` when this backend's store lacks them.
     pub async fn blob(&mut self, folder: &Blobs, sha256: &str) -> Result<Option<Vec<u8>>> {
         match self {
@@ -102,6 +111,13 @@ impl Tx {
             ),
         }
     }
+}
+
+/// Document bytes and their SHA-256, from [`Db::stage_blobs`].
+#[derive(Debug)]
+pub struct Staged {
+    pub sha256: String,
+    pub bytes: Vec<u8>,
 }
 
 /// `true` when the row is new.
@@ -131,21 +147,32 @@ pub struct BlobMigration {
 }
 
 impl Db {
-    /// On SQLite, writes (and syncs) `files` into `folder` before the transaction that names
-    /// them takes the write lock, so that no transition waits on a document's disk writes
-    /// (issue 17: a render's three files, synced one by one under the lock, were the longest
-    /// waits of transitions with the workers on); the transaction's `put_blob` then finds
-    /// them there. On PostgreSQL nothing: the bytes are rows of that transaction.
-    pub async fn stage_blobs(&self, folder: &Blobs, files: Vec<Vec<u8>>) -> Result<()> {
-        if let Db::Postgres(..) = self {
-            return Ok(());
-        }
+    /// Hashes `files` and, on SQLite, writes (and syncs) them into `folder`, on a blocking
+    /// thread and before the transaction that names them takes the write lock, so that no
+    /// transition waits on a document's disk writes or its hashing (issue 17: a render's
+    /// three files, synced one by one under the lock, were the longest waits of transitions
+    /// with the workers on; hashed twice more under it, they still held the lock for
+    /// milliseconds). The transaction then records them with [`Tx::put_staged`].
+    pub async fn stage_blobs(&self, folder: &Blobs, files: Vec<Vec<u8>>) -> Result<Vec<Staged>> {
+        let on_disk = matches!(self, Db::Sqlite(_));
         let folder = folder.clone();
         let root = folder.root().to_path_buf();
-        tokio::task::spawn_blocking(move || files.iter().try_for_each(|bytes| folder.put(bytes).map(drop)))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("writing document files stopped: {e}")))?
-            .map_err(|source| StoreError::File { path: root, source })
+        tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|bytes| {
+                    let sha256 = if on_disk {
+                        folder.put(&bytes)?
+                    } else {
+                        Blobs::hash(&bytes)
+                    };
+                    Ok(Staged { sha256, bytes })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("writing document files stopped: {e}")))?
+        .map_err(|source| StoreError::File { path: root, source })
     }
 
     /// Moves the documents under `folder` into the database, each in its own

@@ -177,6 +177,126 @@ fn writer_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
     gates.entry(file).or_default().clone()
 }
 
+/// The connections apalis keeps its books on (fetching, locking and acknowledging jobs,
+/// heartbeats).
+///
+/// On PostgreSQL, connections that commit without waiting for the disk
+/// (`synchronous_commit = off`), as the counters' do: a job's bookkeeping then does not
+/// queue for the write-ahead log's flush beside the transitions' commits. A crash of the
+/// database server (not of this process) may lose the last fraction of a second of it, and
+/// a job then runs again, which every job allows
+/// (apalis delivers at least once: a render finds its version stored, a mail its status
+/// sent, a timer its firing done).
+///
+/// On SQLite, a pool of one connection that holds its file's writer gate from
+/// acquire to release, so apalis's writes queue in order with the engine's transactions
+/// instead of meeting them at SQLite's lock. There the loser waited in SQLite's busy
+/// handler, which sleeps in growing steps: at one client the transitions' p99 with the
+/// workers on was several times that with them off (issue 17).
+///
+/// A guard is kept from `before_acquire` to `after_release`. A connection that closes
+/// without release (an error) leaves its guard behind; with one connection, the next
+/// acquire finds and drops it first. A fresh connection skips `before_acquire`: its first
+/// use writes ungated, as every use did before. None expires, so that is only after an error.
+pub fn bookkeeping(db: &Db) -> Db {
+    let pool = match db {
+        Db::Sqlite(pool) => pool,
+        Db::Postgres(pool, beside) => {
+            let options = (*pool.connect_options())
+                .clone()
+                .options([("synchronous_commit", "off")]);
+            let books = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_lazy_with(options);
+            return Db::Postgres(books, beside.clone());
+        }
+    };
+    let gate = writer_gate(pool);
+    let books = Books::default();
+    let released = books.clone();
+    let gated = SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .before_acquire(move |conn, _| {
+            let (gate, books) = (gate.clone(), books.clone());
+            Box::pin(async move {
+                books.release(); // left by a connection that closed without release
+                let guard = tokio::time::timeout(Duration::from_secs(10), gate.lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                books.keep(guard);
+                if books.count_due()
+                    && let Err(e) = count_jobs(conn).await
+                {
+                    tracing::warn!(error = %e, "counting the jobs for SQLite's planner failed; the next count retries");
+                }
+                Ok(true)
+            })
+        })
+        .after_release(move |_, _| {
+            released.release();
+            Box::pin(async { Ok(true) })
+        })
+        .connect_lazy_with((*pool.connect_options()).clone());
+    Db::Sqlite(gated)
+}
+
+/// What the bookkeeping connection carries between uses (see [`bookkeeping`]): the writer
+/// gate's guard while it is out, and when it last counted the jobs.
+#[derive(Clone, Default)]
+struct Books {
+    held: Arc<std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>>,
+    counted: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl Books {
+    /// How often the jobs are counted afresh.
+    const COUNT_EVERY: Duration = Duration::from_secs(60);
+
+    fn keep(&self, guard: tokio::sync::OwnedMutexGuard<()>) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    }
+
+    fn release(&self) {
+        let guard = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(guard);
+    }
+
+    /// Whether a count is due (never counted, or [`Books::COUNT_EVERY`] ago), marking it done.
+    fn count_due(&self) -> bool {
+        let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        let due = counted.is_none_or(|at| at.elapsed() >= Self::COUNT_EVERY);
+        if due {
+            *counted = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
+
+/// Gives SQLite's planner, on apalis's connection, the shape of its `Jobs` table
+/// (`ANALYZE`, reading at most 400 rows of each index): when the connection is taken
+/// first, then at most once a minute, with the writer gate held.
+///
+/// Without statistics, the planner ran apalis's statements that mark fetched jobs
+/// running and acknowledge finished ones (`queries/task/lock.sql`, `ack.sql`) through the
+/// `status` index (every waiting job) and the `lock_by` index (every job this worker ever
+/// ran), not through the jobs' own ids: with 3,309 jobs waiting and 808 done, each took
+/// 0.9 ms under the write lock, and more as the queue or the process's age grew. With
+/// statistics they take 0.01–0.03 ms (measured on a copy of a bench database, issue 17).
+///
+/// On this connection, because SQLite loads statistics when a connection reads the
+/// schema: another connection's `ANALYZE` is not seen here. Here it also expires the
+/// connection's prepared statements, so apalis's are planned again. Statistics of an
+/// empty table are none; the next count fills them in.
+async fn count_jobs(conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    sqlx::query("PRAGMA analysis_limit = 400").execute(&mut *conn).await?;
+    sqlx::query("ANALYZE Jobs").execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Commits between two checkpoints of a SQLite file's write-ahead log (a transition
 /// writes some 10–20 pages: about SQLite's own 1,000-page threshold).
 const COMMITS_PER_CHECKPOINT: u64 = 64;
@@ -581,4 +701,98 @@ pub fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
 
 pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> (Db, SqlitePool) {
+        let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+        let db = Db::connect(&url).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        let Db::Sqlite(pool) = db.clone() else { unreachable!() };
+        (db, pool)
+    }
+
+    /// How SQLite would run `sql` (`EXPLAIN QUERY PLAN`) on `conn`, one line per step.
+    async fn plan(conn: &mut sqlx::SqliteConnection, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(conn)
+                .await
+                .expect("plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Marking fetched jobs running and acknowledging finished ones (apalis's statements,
+    /// in their shape) go to the jobs by id on apalis's connection once it has counted a
+    /// queue of waiting and finished jobs, not through every job of a status or a worker.
+    #[tokio::test]
+    async fn apalis_finds_the_jobs_it_marks_by_their_ids() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, pool) = sqlite(&dir).await;
+        let Db::Sqlite(books) = bookkeeping(&db) else {
+            unreachable!()
+        };
+        // The first connection is opened, not taken from the idle ones: it does not count.
+        drop(books.acquire().await.expect("open"));
+        sqlx::query("INSERT INTO Workers (id, worker_type, storage_name) VALUES ('w', 'mail', 'SqliteStorage')")
+            .execute(&pool)
+            .await
+            .expect("worker");
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)
+             INSERT INTO Jobs (job, id, job_type, status, lock_by)
+             SELECT x'00', 'job-' || i, 'mail', CASE WHEN i % 3 = 0 THEN 'Done' ELSE 'Pending' END,
+                    CASE WHEN i % 3 = 0 THEN 'w' END FROM n",
+        )
+        .execute(&pool)
+        .await
+        .expect("jobs");
+        let mut conn = books.acquire().await.expect("acquire");
+        let by_id = "sqlite_autoindex_Jobs_1";
+        let lock = plan(
+            &mut conn,
+            "UPDATE Jobs SET status = 'Running', lock_by = 'w'
+             WHERE id IN (SELECT value FROM json_each('[\"job-1\"]'))
+               AND (status = 'Queued' OR status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+        )
+        .await;
+        assert!(lock.contains(by_id), "{lock}");
+        let ack = plan(
+            &mut conn,
+            "WITH j AS (SELECT value ->> 'task_id' AS task_id FROM json_each('[{\"task_id\":\"job-3\"}]'))
+             UPDATE Jobs SET status = 'Done' FROM j WHERE Jobs.id = j.task_id AND Jobs.lock_by = 'w'",
+        )
+        .await;
+        assert!(ack.contains(by_id), "{ack}");
+    }
+
+    /// apalis's connection holds the writer gate while it is out: the engine's next write
+    /// waits for it to come back, instead of meeting it at SQLite's lock.
+    #[tokio::test]
+    async fn apalis_writes_queue_at_the_writer_gate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, _) = sqlite(&dir).await;
+        let Db::Sqlite(books) = bookkeeping(&db) else {
+            unreachable!()
+        };
+        // The first connection is opened, not taken from the idle ones (it skips the gate).
+        drop(books.acquire().await.expect("open"));
+        let out = books.acquire().await.expect("acquire");
+        let begin = db.begin();
+        tokio::pin!(begin);
+        assert!(
+            futures::poll!(begin.as_mut()).is_pending(),
+            "a write began beside apalis's connection"
+        );
+        drop(out);
+        begin
+            .await
+            .expect("begins once apalis's connection is back")
+            .rollback()
+            .await
+            .expect("rollback");
+    }
 }
