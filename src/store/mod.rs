@@ -707,12 +707,19 @@ pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
 mod tests {
     use super::*;
 
-    async fn sqlite(dir: &tempfile::TempDir) -> (Db, SqlitePool) {
+    /// A migrated SQLite database, its pool, and apalis's bookkeeping pool with its one
+    /// connection opened and back: that first one is opened, not taken from the idle ones,
+    /// so it skipped `before_acquire` (the gate and the count); every later one passes it.
+    async fn sqlite(dir: &tempfile::TempDir) -> (Db, SqlitePool, SqlitePool) {
         let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
         let db = Db::connect(&url).await.expect("connect");
         db.migrate().await.expect("migrate");
         let Db::Sqlite(pool) = db.clone() else { unreachable!() };
-        (db, pool)
+        let Db::Sqlite(books) = bookkeeping(&db) else {
+            unreachable!()
+        };
+        drop(books.acquire().await.expect("open"));
+        (db, pool, books)
     }
 
     /// How SQLite would run `sql` (`EXPLAIN QUERY PLAN`) on `conn`, one line per step.
@@ -731,12 +738,7 @@ mod tests {
     #[tokio::test]
     async fn apalis_finds_the_jobs_it_marks_by_their_ids() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (db, pool) = sqlite(&dir).await;
-        let Db::Sqlite(books) = bookkeeping(&db) else {
-            unreachable!()
-        };
-        // The first connection is opened, not taken from the idle ones: it does not count.
-        drop(books.acquire().await.expect("open"));
+        let (_db, pool, books) = sqlite(&dir).await;
         sqlx::query("INSERT INTO Workers (id, worker_type, storage_name) VALUES ('w', 'mail', 'SqliteStorage')")
             .execute(&pool)
             .await
@@ -774,12 +776,7 @@ mod tests {
     #[tokio::test]
     async fn apalis_writes_queue_at_the_writer_gate() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (db, _) = sqlite(&dir).await;
-        let Db::Sqlite(books) = bookkeeping(&db) else {
-            unreachable!()
-        };
-        // The first connection is opened, not taken from the idle ones (it skips the gate).
-        drop(books.acquire().await.expect("open"));
+        let (db, _, books) = sqlite(&dir).await;
         let out = books.acquire().await.expect("acquire");
         let begin = db.begin();
         tokio::pin!(begin);
